@@ -1,0 +1,66 @@
+"""What each supported data set is: files, mirrors, checksums, shape, statistics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    # split -> (images file, labels file), as named by the upstream archives (without .gz)
+    files: dict[str, tuple[str, str]]
+    sizes: dict[str, int]  # images per split
+    image_shape: tuple[int, int, int]  # (channels, height, width)
+    num_classes: int
+    mean: tuple[float, ...]  # per-channel, on [0, 1] pixels, from the training split
+    std: tuple[float, ...]
+    mirrors: tuple[str, ...] = ()
+    md5: dict[str, str] = field(default_factory=dict)  # of the .gz archives served by the mirrors
+    # Directories where an operating-system package installs a copy, tried before any download.
+    system_dirs: tuple[str, ...] = ()
+
+
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+DATASETS: dict[str, DatasetSpec] = {
+    "mnist": DatasetSpec(
+        name="mnist",
+        files=_IDX_FILES,
+        sizes={"train": 60000, "test": 10000},
+        image_shape=(1, 28, 28),
+        num_classes=10,
+        mean=(0.1307,),
+        std=(0.3081,),
+        mirrors=(
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "http://yann.lecun.com/exdb/mnist/",
+        ),
+        md5={
+            "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+            "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+            "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+        },
+    ),
+    "fashion-mnist": DatasetSpec(
+        name="fashion-mnist",
+        files=_IDX_FILES,
+        sizes={"train": 60000, "test": 10000},
+        image_shape=(1, 28, 28),
+        num_classes=10,
+        mean=(0.2860,),
+        std=(0.3530,),
+        mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        md5={
+            "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+            "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+            "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+        },
+        system_dirs=("/usr/share/datasets/fashion-mnist",),
+    ),
+}

@@ -1,0 +1,139 @@
+"""get-dataset: copy (from `data.source` or a system package) or download, verify, record."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+from .. import paths
+from ..atomic import atomic_path, load_json, write_json
+from ..config import Experiment
+from ..errors import UserError
+from ..log import console
+from . import idx
+from .catalog import DATASETS, DatasetSpec
+
+DOWNLOAD_TIMEOUT_S = 30
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def validate_split(spec: DatasetSpec, split: str, images_path: Path, labels_path: Path):
+    """Parse one split's two files; a wrong header, length or label is a UserError."""
+    count = spec.sizes[split]
+    images = idx.parse(images_path, idx.read_bytes(images_path), count, spec.image_shape[1:])
+    labels = idx.parse(labels_path, idx.read_bytes(labels_path), count, ())
+    if labels.max() >= spec.num_classes:
+        raise UserError(f"{labels_path}: label {int(labels.max())} out of range 0..{spec.num_classes - 1}")
+    return images, labels
+
+
+def _origin_dir(exp: Experiment, spec: DatasetSpec) -> Path | None:
+    """Where to copy from: the config's data.source, else a complete system copy, else None."""
+    stems = [stem for pair in spec.files.values() for stem in pair]
+    if exp.data.source is not None:
+        source = Path(exp.data.source)
+        if not source.is_dir():
+            raise UserError(f"{exp.path}: data.source: directory {source} does not exist")
+        missing = [stem for stem in stems if idx.find(source, stem) is None]
+        if missing:
+            raise UserError(f"{exp.path}: data.source: {source} lacks {missing[0]}[.gz]")
+        return source
+    for candidate in map(Path, spec.system_dirs):
+        if all(idx.find(candidate, stem) is not None for stem in stems):
+            return candidate
+    return None
+
+
+def _download(spec: DatasetSpec, filename: str, dest: Path) -> None:
+    errors = []
+    for mirror in spec.mirrors:
+        url = mirror + filename
+        try:
+            with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, atomic_path(dest) as tmp:
+                total = int(response.headers.get("Content-Length") or 0) or None
+                with open(tmp, "wb") as out, Progress(
+                    TextColumn(filename), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=console
+                ) as progress:
+                    task = progress.add_task(filename, total=total)
+                    for block in iter(lambda: response.read(1 << 16), b""):
+                        out.write(block)
+                        progress.advance(task, len(block))
+                if _md5(tmp) != spec.md5[filename]:
+                    raise ValueError("checksum mismatch")
+            return
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            errors.append(f"{url}: {error}")
+    raise UserError(
+        f"could not download {filename} ({'; '.join(errors)}); "
+        f"copy the IDX files into a directory and set data.source to it"
+    )
+
+
+def _manifest_is_current(exp: Experiment, spec: DatasetSpec) -> bool:
+    manifest_path = paths.dataset_manifest(exp)
+    if not manifest_path.is_file():
+        return False
+    manifest = load_json(manifest_path)
+    for name, digest in manifest.get("sha256", {}).items():
+        stored = paths.dataset_dir(exp) / name
+        if not stored.is_file() or _sha256(stored) != digest:
+            return False
+    return len(manifest.get("sha256", {})) == 2 * len(spec.files)
+
+
+def get_dataset(exp: Experiment, force: bool = False) -> Path:
+    """Make dataset/<name>/ hold the verified files and a manifest; idempotent."""
+    spec = DATASETS[exp.data.dataset]
+    dest = paths.dataset_dir(exp)
+    if not force and _manifest_is_current(exp, spec):
+        console.print(f"[green]{dest}[/] is up to date (checksums match {paths.dataset_manifest(exp).name})")
+        return dest
+    origin = _origin_dir(exp, spec)
+    dest.mkdir(parents=True, exist_ok=True)
+    stored: dict[str, Path] = {}
+    for split, (images_stem, labels_stem) in spec.files.items():
+        for stem in (images_stem, labels_stem):
+            if origin is not None:
+                source_file = idx.find(origin, stem)
+                target = dest / source_file.name
+                with atomic_path(target) as tmp:
+                    shutil.copyfile(source_file, tmp)
+            else:
+                target = dest / f"{stem}.gz"
+                _download(spec, target.name, target)
+            stored[stem] = target
+        validate_split(spec, split, stored[images_stem], stored[labels_stem])
+    # Remove other variants (raw vs .gz) of the same files left by an earlier run.
+    for stem, kept in stored.items():
+        for variant in (dest / stem, dest / f"{stem}.gz"):
+            if variant != kept and variant.exists():
+                variant.unlink()
+    write_json(
+        paths.dataset_manifest(exp),
+        {
+            "dataset": spec.name,
+            "origin": str(origin) if origin is not None else "download",
+            "sha256": {path.name: _sha256(path) for path in stored.values()},
+        },
+    )
+    where = f"copied from {origin}" if origin is not None else "downloaded"
+    console.print(f"[green]{dest}[/]: {spec.name} {where}, verified ({', '.join(f'{k} {v}' for k, v in spec.sizes.items())} images)")
+    return dest

@@ -1,0 +1,153 @@
+"""In-memory data: uint8 tensors, batched by indexing, normalized and augmented per batch.
+
+No per-sample Python work: an epoch is a seeded permutation and a slice per batch,
+so the loader costs a small fraction of the model's own compute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .. import paths
+from ..config import Experiment
+from ..errors import UserError
+from .catalog import DATASETS
+from .fetch import validate_split
+from .idx import find
+
+
+@dataclass
+class Splits:
+    train_images: torch.Tensor  # uint8 (N, C, H, W)
+    train_labels: torch.Tensor  # int64 (N,)
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+
+
+def load_splits(exp: Experiment) -> Splits:
+    """Read the verified IDX files of exp.data.dataset into memory (subset if configured)."""
+    spec = DATASETS[exp.data.dataset]
+    directory = paths.dataset_dir(exp)
+    if not paths.dataset_manifest(exp).is_file():
+        raise UserError(
+            f"{exp.path}: data set {spec.name} not found in {directory}; run `pixi r get-dataset {exp.path}`"
+            f" (or `python tasks/get_dataset.py {exp.path}`)"
+        )
+    arrays = {}
+    for split, (images_stem, labels_stem) in spec.files.items():
+        images_path, labels_path = find(directory, images_stem), find(directory, labels_stem)
+        if images_path is None or labels_path is None:
+            raise UserError(f"{directory}: {split} files missing; run `pixi r get-dataset {exp.path}`")
+        images, labels = validate_split(spec, split, images_path, labels_path)
+        arrays[split] = (
+            torch.from_numpy(images.copy()).reshape(-1, *spec.image_shape),
+            torch.from_numpy(labels.astype("int64")),
+        )
+    train_n = exp.data.train_subset or None
+    test_n = exp.data.test_subset or None
+    return Splits(
+        train_images=arrays["train"][0][:train_n],
+        train_labels=arrays["train"][1][:train_n],
+        test_images=arrays["test"][0][:test_n],
+        test_labels=arrays["test"][1][:test_n],
+    )
+
+
+def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
+    """Zero-pad by `padding` pixels and crop back at a random offset per image (batched)."""
+    if padding == 0:
+        return images
+    batch, _, height, width = images.shape
+    padded = torch.nn.functional.pad(images, (padding,) * 4)
+    dy = torch.randint(0, 2 * padding + 1, (batch,), generator=generator).to(images.device)
+    dx = torch.randint(0, 2 * padding + 1, (batch,), generator=generator).to(images.device)
+    rows = (dy[:, None] + torch.arange(height, device=images.device))[:, :, None]  # (B, H, 1)
+    cols = (dx[:, None] + torch.arange(width, device=images.device))[:, None, :]  # (B, 1, W)
+    batch_index = torch.arange(batch, device=images.device)[:, None, None]
+    # Advanced indexing puts the broadcast (B, H, W) dims first, then channels.
+    return padded.permute(0, 2, 3, 1)[batch_index, rows, cols].permute(0, 3, 1, 2)
+
+
+def random_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Mirror a random half of the batch horizontally."""
+    flip = (torch.rand(images.shape[0], generator=generator) < 0.5).to(images.device)
+    return torch.where(flip[:, None, None, None], images.flip(3), images)
+
+
+class TensorLoader:
+    """Batches of (normalized float images, labels) from in-memory uint8 tensors.
+
+    Shuffling uses a generator seeded by (seed, epoch), so epoch k has the same
+    order whether or not the run was interrupted and resumed before it.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        shuffle: bool = False,
+        seed: int = 0,
+        augment: tuple[str, ...] | list[str] = (),
+        crop_padding: int = 2,
+        device: torch.device | str = "cpu",
+    ):
+        self.device = torch.device(device)
+        self.images = images.to(self.device)
+        self.labels = labels.to(self.device)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.augment = tuple(augment)
+        self.crop_padding = crop_padding
+        channels = images.shape[1]
+        # Folded into one multiply-add per pixel: x / 255 / std - mean / std.
+        std_t = torch.tensor(std, dtype=torch.float32, device=self.device).reshape(1, channels, 1, 1)
+        mean_t = torch.tensor(mean, dtype=torch.float32, device=self.device).reshape(1, channels, 1, 1)
+        self._scale = 1.0 / (255.0 * std_t)
+        self._shift = -mean_t / std_t
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return (len(self.labels) + self.batch_size - 1) // self.batch_size
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.labels)
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        count = len(self.labels)
+        order = torch.randperm(count, generator=generator).to(self.device) if self.shuffle else None
+        for start in range(0, count, self.batch_size):
+            if order is None:
+                images = self.images[start : start + self.batch_size]
+                labels = self.labels[start : start + self.batch_size]
+            else:
+                index = order[start : start + self.batch_size]
+                images, labels = self.images[index], self.labels[index]
+            if "crop" in self.augment:
+                images = random_crop(images, self.crop_padding, generator)
+            if "flip" in self.augment:
+                images = random_flip(images, generator)
+            yield images.float().mul_(self._scale).add_(self._shift), labels
+
+
+def make_loaders(exp: Experiment, splits: Splits, device: torch.device) -> tuple[TensorLoader, TensorLoader]:
+    """The training loader (shuffled, augmented) and the test loader of an experiment."""
+    spec = DATASETS[exp.data.dataset]
+    train = TensorLoader(
+        splits.train_images, splits.train_labels, exp.data.batch_size, spec.mean, spec.std,
+        shuffle=True, seed=exp.seed, augment=exp.data.augment, crop_padding=exp.data.crop_padding, device=device,
+    )
+    test = TensorLoader(
+        splits.test_images, splits.test_labels, exp.data.test_batch_size, spec.mean, spec.std, device=device
+    )
+    return train, test

@@ -1,0 +1,48 @@
+"""Accuracy, loss and latency."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader) -> dict[str, float]:
+    """Top-1 accuracy (%) and mean cross-entropy over the loader."""
+    was_training = model.training
+    model.eval()
+    total_loss, correct, count = 0.0, 0, 0
+    for images, labels in loader:
+        logits = model(images)
+        total_loss += F.cross_entropy(logits, labels, reduction="sum").item()
+        correct += (logits.argmax(1) == labels).sum().item()
+        count += labels.numel()
+    model.train(was_training)
+    return {"accuracy": 100.0 * correct / max(count, 1), "loss": total_loss / max(count, 1)}
+
+
+@torch.no_grad()
+def latency(model: nn.Module, images: torch.Tensor, repeats: int, warmup: int) -> dict[str, float]:
+    """Median forward time of one batch: ms per batch and images per second."""
+    model.eval()
+    synchronize = torch.cuda.synchronize if images.is_cuda else (lambda: None)
+    for _ in range(warmup):
+        model(images)
+    synchronize()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model(images)
+        synchronize()
+        times.append(time.perf_counter() - start)
+    median_s = statistics.median(times)
+    return {
+        "batch_size": images.shape[0],
+        "ms_per_batch": 1000.0 * median_s,
+        "images_per_s": images.shape[0] / median_s,
+        "device": str(images.device),
+    }

@@ -1,0 +1,62 @@
+"""Every artifact filename in one place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import Experiment
+
+
+def run_dir(exp: Experiment) -> Path:
+    return Path(exp.results_root) / exp.name
+
+
+def dataset_dir(exp: Experiment) -> Path:
+    return Path(exp.data.root) / exp.data.dataset
+
+
+def dataset_manifest(exp: Experiment) -> Path:
+    return dataset_dir(exp) / "manifest.json"
+
+
+def dense(exp: Experiment) -> Path:
+    """The trained dense model (state_dict + metadata)."""
+    return run_dir(exp) / "dense.pt"
+
+
+def train_state(exp: Experiment) -> Path:
+    """Per-epoch training state (model, optimizer, schedule, log) used to resume."""
+    return run_dir(exp) / "train_state.pt"
+
+
+def train_log(exp: Experiment) -> Path:
+    return run_dir(exp) / "train_log.csv"
+
+
+def prune_round(exp: Experiment, round_index: int) -> Path:
+    """The model and masks after pruning round k (1-based) and its fine-tuning."""
+    return run_dir(exp) / f"prune_round_{round_index}.pt"
+
+
+def finetune_state(exp: Experiment, round_index: int) -> Path:
+    return run_dir(exp) / f"finetune_state_{round_index}.pt"
+
+
+def pruned(exp: Experiment) -> Path:
+    return run_dir(exp) / "pruned.pt"
+
+
+def prune_log(exp: Experiment) -> Path:
+    return run_dir(exp) / "prune_log.csv"
+
+
+def metrics(exp: Experiment) -> Path:
+    return run_dir(exp) / "metrics.json"
+
+
+def report(exp: Experiment) -> Path:
+    return run_dir(exp) / "report.md"
+
+
+def density_plot(exp: Experiment) -> Path:
+    return run_dir(exp) / "layer_density.png"

@@ -1,0 +1,19 @@
+"""Importance scores: callables (model, parameter names) -> {name: score tensor}; higher = keep."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from ..registry import Registry
+
+Score = Callable[[nn.Module, list[str]], dict[str, torch.Tensor]]
+SCORES: Registry[Score] = Registry("score")
+
+
+@SCORES.register("magnitude")
+def magnitude(model: nn.Module, names: list[str]) -> dict[str, torch.Tensor]:
+    params = dict(model.named_parameters())
+    return {name: params[name].detach().abs() for name in names}

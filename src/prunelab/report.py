@@ -1,0 +1,124 @@
+"""Markdown tables (tabulate, GitHub style) and plots (matplotlib) for one experiment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tabulate import tabulate
+
+from .references import HAN_2015, NEURAL_PRUNING_SEED
+
+
+def _table(rows: list[list], headers: list[str]) -> str:
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def _int(value: float) -> str:
+    return f"{round(value):,}"
+
+
+def _pct(numerator: float, denominator: float) -> str:
+    return f"{100 * numerator / denominator:.2f}" if denominator else "-"
+
+
+def parameters_table(dense: list[dict], pruned: list[dict], arch: str) -> str:
+    paper = HAN_2015.get(arch, {}).get("kept", {})
+    rows = []
+    for before, after in zip(dense, pruned):
+        rows.append([
+            before["name"], before["kind"], "x".join(map(str, before["weight_shape"])),
+            _int(before["params"]), _int(after["nonzero"]),
+            _pct(after["weight_nonzero"], after["weight_params"]),
+            str(paper[before["name"]]) if before["name"] in paper else "-",
+        ])
+    total_w = sum(layer["weight_params"] for layer in pruned)
+    total_nz = sum(layer["weight_nonzero"] for layer in pruned)
+    rows.append([
+        "**total**", "", "", _int(sum(layer["params"] for layer in dense)),
+        _int(sum(layer["nonzero"] for layer in pruned)), _pct(total_nz, total_w),
+        str(HAN_2015[arch]["total_kept"]) if arch in HAN_2015 else "-",
+    ])
+    return _table(rows, ["layer", "type", "weight shape", "params", "nonzero params", "weights kept (%)",
+                         "Han 2015 kept (%)"])
+
+
+def size_table(dense: list[dict], pruned: list[dict]) -> str:
+    rows = []
+    for before, after in zip(dense, pruned):
+        rows.append([before["name"], _int(before["dense_bytes"]), _int(after["sparse_bytes"]),
+                     f"{before['dense_bytes'] / after['sparse_bytes']:.2f}x"])
+    dense_total = sum(layer["dense_bytes"] for layer in dense)
+    sparse_total = sum(layer["sparse_bytes"] for layer in pruned)
+    rows.append(["**total**", _int(dense_total), _int(sparse_total), f"{dense_total / sparse_total:.2f}x"])
+    return _table(rows, ["layer", "dense fp32 (bytes)", "pruned, sparse CSR (bytes)", "size ratio"])
+
+
+def flops_table(dense: list[dict], pruned: list[dict], arch: str) -> str:
+    rows = []
+    for before, after in zip(dense, pruned):
+        rows.append([before["name"], _int(before["flops"]), _int(after["effective_flops"]),
+                     _pct(after["effective_flops"], before["flops"])])
+    total = sum(layer["flops"] for layer in dense)
+    effective = sum(layer["effective_flops"] for layer in pruned)
+    paper = str(HAN_2015[arch]["flops_kept"]) if arch in HAN_2015 else "-"
+    rows.append(["**total (conv + linear)**", _int(total), _int(effective), _pct(effective, total)])
+    table = _table(rows, ["layer", "dense MACs", "effective MACs (pruned)", "kept (%)"])
+    return table + f"\n\nHan et al. 2015 kept {paper}% of the FLOPs of this model." if paper != "-" else table
+
+
+def summary_table(measured: dict[str, dict], arch: str) -> str:
+    rows = []
+    for label, m in measured.items():
+        timing = m["latency"]
+        rows.append([
+            label, f"{m['accuracy']:.2f}", f"{m['loss']:.4f}", _int(m["params"]), _int(m["nonzero_params"]),
+            f"{m['compression']:.2f}x", _int(m["flops"]), _int(m["effective_flops"]),
+            f"{m['theoretical_speedup']:.2f}x", f"{timing['ms_per_batch']:.2f}", _int(timing["images_per_s"]),
+        ])
+    if arch in HAN_2015:
+        paper = HAN_2015[arch]
+        rows.append(["Han 2015, dense (MNIST)", f"{100 - paper['error_dense']:.2f}", "-", paper["params_dense"],
+                     paper["params_dense"], "1x", "-", "-", "-", "-", "-"])
+        rows.append(["Han 2015, pruned (MNIST)", f"{100 - paper['error_pruned']:.2f}", "-", paper["params_dense"],
+                     paper["params_pruned"], f"{paper['compression']}x", "-", "-",
+                     f"{100 / paper['flops_kept']:.1f}x", "-", "-"])
+    if arch in NEURAL_PRUNING_SEED:
+        seed = NEURAL_PRUNING_SEED[arch]
+        rows.append(["neural-pruning seed, pruned (MNIST)", f"{seed['accuracy_pruned']:.2f}", "-", "-", "-",
+                     f"{seed['compression']:.2f}x", "-", "-", "-", "-", "-"])
+    batch = next(iter(measured.values()))["latency"]["batch_size"]
+    return _table(rows, ["model", "top-1 (%)", "loss", "params", "nonzero params", "compression",
+                         "MACs", "effective MACs", "theoretical speedup", f"test ms/batch ({batch})", "images/s"])
+
+
+def rounds_table(log: list[dict]) -> str:
+    rows = [[row["round"], f"{100 * row['density']:.2f}", f"{row['compression']:.2f}x",
+             f"{row['accuracy_after_prune']:.2f}", f"{row['accuracy_after_finetune']:.2f}", row["finetune_epochs"]]
+            for row in log]
+    return _table(rows, ["round", "density (%)", "compression", "top-1 after pruning (%)",
+                         "top-1 after fine-tuning (%)", "fine-tune epochs"])
+
+
+def density_plot(pruned: list[dict], arch: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [layer["name"] for layer in pruned]
+    ours = [100 * layer["weight_nonzero"] / layer["weight_params"] for layer in pruned]
+    paper = HAN_2015.get(arch, {}).get("kept", {})
+    fig, ax = plt.subplots(figsize=(max(4, 1.1 * len(names) + 2), 3.2))
+    width = 0.4 if paper else 0.6
+    positions = range(len(names))
+    ax.bar([p - (width / 2 if paper else 0) for p in positions], ours, width, label="ours")
+    if paper:
+        ax.bar([p + width / 2 for p in positions], [paper.get(n, 0) for n in names], width, label="Han et al. 2015")
+    ax.set_xticks(list(positions), names)
+    ax.set_ylabel("weights kept (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"{arch}: per-layer density")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, format="png")
+    plt.close(fig)

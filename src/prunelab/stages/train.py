@@ -1,0 +1,31 @@
+"""train: the dense model -> results/<name>/dense.pt and train_log.csv."""
+
+from __future__ import annotations
+
+from .. import paths
+from ..config import Experiment
+from ..data import load_splits, make_loaders
+from ..device import resolve, seed_everything
+from ..log import console
+from ..models import build_for
+from ..train import fit
+from . import checkpoints
+
+
+def train(exp: Experiment, force: bool = False) -> None:
+    config_hash = exp.stage_hash("train")
+    out = paths.dense(exp)
+    if not force and checkpoints.is_current(out, config_hash):
+        console.print(f"[green]{out}[/] is up to date; skipping train (--force to redo)")
+        return
+    if force:
+        paths.train_state(exp).unlink(missing_ok=True)
+    device = resolve(exp)
+    seed_everything(exp.seed)
+    model = build_for(exp).to(device)
+    train_loader, test_loader = make_loaders(exp, load_splits(exp), device)
+    log = fit(model, train_loader, test_loader, exp.train, paths.train_state(exp), config_hash, description="train")
+    checkpoints.write_csv(paths.train_log(exp), log)
+    checkpoints.save(out, model, config_hash, arch=exp.model.arch, log=log)
+    final = log[-1]["test_accuracy"] if log else float("nan")
+    console.print(f"[green]{out}[/]: dense {exp.model.arch}, test accuracy {final:.2f}%")

@@ -1,0 +1,6 @@
+"""test: see prunelab.stages. Usage: python tasks/test.py CONFIG [--set key=value ...] [--force]"""
+
+from prunelab.cli import main
+
+if __name__ == "__main__":
+    main("test")

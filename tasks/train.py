@@ -1,0 +1,6 @@
+"""train: see prunelab.stages. Usage: python tasks/train.py CONFIG [--set key=value ...] [--force]"""
+
+from prunelab.cli import main
+
+if __name__ == "__main__":
+    main("train")
