@@ -75,8 +75,20 @@ class OptimConfig(Section):
         return self
 
 
+class RegularizerConfig(Section):
+    """A sparsity-inducing penalty added to the training loss (DeepHoyer); see regularizers.py."""
+
+    # Element-wise: l1, hoyer, hoyer_square, transformed_l1; structural: group_lasso, group_hoyer_square.
+    kind: Literal["l1", "hoyer", "hoyer_square", "transformed_l1", "group_lasso", "group_hoyer_square"]
+    # Multiplies the penalty summed over the prunable weights; no default, the useful scale
+    # differs by orders of magnitude between regularizers.
+    decay: float = Field(ge=0)
+
+
 class TrainConfig(OptimConfig):
-    pass
+    regularizer: Optional[RegularizerConfig] = None
+    # A dense checkpoint (e.g. another experiment's dense.pt) to start from instead of a fresh init.
+    pretrained: Optional[str] = None
 
 
 class FinetuneConfig(OptimConfig):
@@ -85,7 +97,12 @@ class FinetuneConfig(OptimConfig):
 
 
 class PruneConfig(Section):
-    method: Literal["magnitude"] = "magnitude"
+    # magnitude: rank |w| to reach a target; threshold: drop what falls under a threshold
+    # (DeepHoyer's recipe after training with a regularizer).
+    method: Literal["magnitude", "threshold"] = "magnitude"
+    # element: single weights; structure: whole output filters / input channels (rows / columns
+    # of a linear weight), by group L2 norm. Only with method = "threshold".
+    granularity: Literal["element", "structure"] = "element"
     # layer: each layer reaches the target on its own; global: one threshold over all layers.
     scope: Literal["layer", "global"] = "layer"
     # Exactly one of: a final target (sparsity, density or compression = total/nonzero),
@@ -94,6 +111,10 @@ class PruneConfig(Section):
     density: Optional[float] = Field(None, gt=0, le=1)
     compression: Optional[float] = Field(None, ge=1)
     quality: Optional[float] = Field(None, gt=0)
+    # method = "threshold": exactly one of a fixed threshold (units of |w|, or of group norms)
+    # or std_ratio x std of each layer's weights (of its group norms for structure).
+    threshold: Optional[float] = Field(None, gt=0)
+    std_ratio: Optional[float] = Field(None, gt=0)
     # Per-layer final sparsity overrides, by module name (e.g. fc3 = 0.74).
     layer_sparsity: dict[str, float] = {}
     # Rounds of prune-then-fine-tune; targets ramp up across rounds.
@@ -107,6 +128,23 @@ class PruneConfig(Section):
 
     @model_validator(mode="after")
     def _one_target(self) -> "PruneConfig":
+        rules = [k for k in ("threshold", "std_ratio") if getattr(self, k) is not None]
+        if self.method == "threshold":
+            targets = [k for k in ("sparsity", "density", "compression", "quality") if getattr(self, k) is not None]
+            if self.layer_sparsity:
+                targets.append("layer_sparsity")
+            if targets:
+                raise ValueError(f"method = \"threshold\" takes threshold or std_ratio, not {', '.join(targets)}")
+            if len(rules) != 1:
+                raise ValueError("method = \"threshold\" needs exactly one of threshold, std_ratio"
+                                 + (f" (got {', '.join(rules)})" if rules else ""))
+            if self.std_ratio is not None and self.scope == "global":
+                raise ValueError("std_ratio is a per-layer rule; use scope = \"layer\"")
+            return self
+        if rules:
+            raise ValueError(f"{', '.join(rules)} needs method = \"threshold\"")
+        if self.granularity != "element":
+            raise ValueError("granularity = \"structure\" needs method = \"threshold\"")
         given = [k for k in ("sparsity", "density", "compression", "quality") if getattr(self, k) is not None]
         if len(given) > 1:
             raise ValueError(f"give only one of sparsity, density, compression, quality (got {', '.join(given)})")

@@ -8,6 +8,7 @@ import torch.nn as nn
 from ..config import PruneConfig
 from .scores import SCORES
 from .selection import select_masks, threshold_masks
+from .threshold import threshold_round_masks
 
 
 def density_at(final_density: float, k: int, n: int, schedule: str) -> float:
@@ -25,7 +26,10 @@ def round_masks(
     current: dict[str, torch.Tensor],
     dense_std: dict[str, float],
 ) -> dict[str, torch.Tensor]:
-    """The masks of round k: quality x std thresholds, or exact per-layer/global densities."""
+    """The masks of round k: quality x std thresholds, or exact per-layer/global densities
+    (method = "threshold": DeepHoyer's fixed or std-ratio threshold, see threshold.py)."""
+    if cfg.method == "threshold":
+        return threshold_round_masks(cfg, model, current)
     n = cfg.iterations
     names = list(current)
     overridden = {f"{layer}.weight": 1 - s for layer, s in cfg.layer_sparsity.items()}
