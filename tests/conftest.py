@@ -53,7 +53,7 @@ def tiny_raw(tmp_path: Path, source: Path, **sections) -> dict:
         "model": {"arch": "lenet300_100"},
         "train": {"epochs": 2, "lr": 0.05},
         "prune": {"sparsity": 0.9, "iterations": 2, "finetune": {"epochs": 1, "lr": 0.01}},
-        "test": {"latency_batch_size": 64, "latency_repeats": 2, "latency_warmup": 1},
+        "test": {"latency_batch_sizes": [1, 64], "latency_repeats": 2, "latency_warmup": 1},
     }
     for key, value in sections.items():
         if isinstance(value, dict):

@@ -13,18 +13,18 @@ import sys
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
+from .config_base import Section
 from .errors import UserError
+from .config_at_init import AtInitConfig
+from .config_filters import FilterConfig
+from .config_sweep import SweepConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class DataConfig(Section):
@@ -67,6 +67,10 @@ class OptimConfig(Section):
     schedule: Literal["constant", "step", "cosine"] = "cosine"
     milestones: list[int] = []
     gamma: float = Field(0.1, gt=0, le=1)
+    # Linear learning-rate warm-up from 0 over this many epochs (fractions allowed).
+    warmup_epochs: float = Field(0.0, ge=0)
+    # mixup (Zhang et al. 2018): Beta(alpha, alpha) mixing of image pairs; 0 = off.
+    mixup_alpha: float = Field(0.0, ge=0)
 
     @model_validator(mode="after")
     def _nesterov_needs_momentum(self) -> "OptimConfig":
@@ -94,15 +98,22 @@ class TrainConfig(OptimConfig):
 class FinetuneConfig(OptimConfig):
     epochs: int = Field(3, ge=0)
     lr: float = Field(0.005, gt=0)
+    # Knowledge distillation from the dense model: loss = (1 - a) CE + a T^2 KL(teacher || student).
+    distill_alpha: float = Field(0.0, ge=0, le=1)
+    distill_temperature: float = Field(4.0, gt=0)
 
 
 class PruneConfig(Section):
     # magnitude: rank |w| to reach a target; threshold: drop what falls under a threshold
     # (DeepHoyer's recipe after training with a regularizer).
-    method: Literal["magnitude", "threshold"] = "magnitude"
+    # random / snip / grasp / synflow score weights at initialization ([prune.at_init]).
+    method: Literal["magnitude", "threshold", "random", "snip", "grasp", "synflow"] = "magnitude"
     # element: single weights; structure: whole output filters / input channels (rows / columns
-    # of a linear weight), by group L2 norm. Only with method = "threshold".
-    granularity: Literal["element", "structure"] = "element"
+    # of a linear weight), by group L2 norm, only with method = "threshold";
+    # filter: physically remove conv filters ([prune.filters]).
+    granularity: Literal["element", "structure", "filter"] = "element"
+    # dense: start from the trained dense.pt; init: from a fresh seeded initialization.
+    start: Literal["dense", "init"] = "dense"
     # layer: each layer reaches the target on its own; global: one threshold over all layers.
     scope: Literal["layer", "global"] = "layer"
     # Exactly one of: a final target (sparsity, density or compression = total/nonzero),
@@ -125,9 +136,17 @@ class PruneConfig(Section):
     prune_bias: bool = False
     prune_classifier: bool = False
     finetune: FinetuneConfig = FinetuneConfig()
+    at_init: AtInitConfig = AtInitConfig()
+    filters: Optional[FilterConfig] = None
 
     @model_validator(mode="after")
     def _one_target(self) -> "PruneConfig":
+        if self.granularity == "filter":
+            if self.filters is None:
+                raise ValueError("granularity = \"filter\" needs a [prune.filters] table")
+            return self
+        if self.filters is not None:
+            raise ValueError("[prune.filters] needs granularity = \"filter\"")
         rules = [k for k in ("threshold", "std_ratio") if getattr(self, k) is not None]
         if self.method == "threshold":
             targets = [k for k in ("sparsity", "density", "compression", "quality") if getattr(self, k) is not None]
@@ -145,6 +164,8 @@ class PruneConfig(Section):
             raise ValueError(f"{', '.join(rules)} needs method = \"threshold\"")
         if self.granularity != "element":
             raise ValueError("granularity = \"structure\" needs method = \"threshold\"")
+        if self.method not in ("magnitude", "threshold") and self.quality is not None:
+            raise ValueError(f"quality is Han's magnitude rule; method = \"{self.method}\" takes a target")
         given = [k for k in ("sparsity", "density", "compression", "quality") if getattr(self, k) is not None]
         if len(given) > 1:
             raise ValueError(f"give only one of sparsity, density, compression, quality (got {', '.join(given)})")
@@ -169,7 +190,8 @@ class PruneConfig(Section):
 
 
 class TestConfig(Section):
-    latency_batch_size: int = Field(128, ge=1)
+    # Batch sizes whose forward time is measured (on the CPU, and on CUDA when present).
+    latency_batch_sizes: list[int] = Field([1, 128], min_length=1)
     latency_repeats: int = Field(20, ge=1)  # timed batches; the median is reported
     latency_warmup: int = Field(3, ge=0)
 
@@ -189,6 +211,7 @@ class Experiment(Section):
     prune: Optional[PruneConfig] = None
     test: TestConfig = TestConfig()
     report: ReportConfig = ReportConfig()
+    sweep: Optional[SweepConfig] = None
 
     _path: str = PrivateAttr("<config>")
 
@@ -206,9 +229,10 @@ class Experiment(Section):
         keys = ["seed", "data", "model", "train"]
         if stage == "prune":
             keys.append("prune")
-        dumped = self.model_dump(mode="json", include=set(keys))
+        # exclude_defaults: a new option added with a default does not invalidate old artifacts.
+        dumped = self.model_dump(mode="json", include=set(keys), exclude_defaults=True)
         for volatile in ("source", "root"):  # where the bytes come from does not change them
-            dumped["data"].pop(volatile, None)
+            dumped.get("data", {}).pop(volatile, None)
         blob = json.dumps(dumped, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 

@@ -33,6 +33,11 @@ def train_log(exp: Experiment) -> Path:
     return run_dir(exp) / "train_log.csv"
 
 
+def pretrain_state(exp: Experiment) -> Path:
+    """Dense training before scoring, for scores applied after `pre_epochs` (resumable)."""
+    return run_dir(exp) / "pretrain_state.pt"
+
+
 def prune_round(exp: Experiment, round_index: int) -> Path:
     """The model and masks after pruning round k (1-based) and its fine-tuning."""
     return run_dir(exp) / f"prune_round_{round_index}.pt"
@@ -60,3 +65,12 @@ def report(exp: Experiment) -> Path:
 
 def density_plot(exp: Experiment) -> Path:
     return run_dir(exp) / "layer_density.png"
+
+
+def sweep_cells(exp: Experiment) -> Path:
+    """Each sweep cell is a full experiment with its artifacts under here."""
+    return run_dir(exp) / "cells"
+
+
+def sweep_summary(exp: Experiment) -> Path:
+    return run_dir(exp) / "sweep.json"

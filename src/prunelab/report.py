@@ -67,28 +67,32 @@ def flops_table(dense: list[dict], pruned: list[dict], arch: str) -> str:
 
 
 def summary_table(measured: dict[str, dict], arch: str) -> str:
+    first_latency = next(iter(measured.values()))["latency"]["cpu"]
+    sizes = sorted(first_latency, key=int)
     rows = []
     for label, m in measured.items():
-        timing = m["latency"]
+        cpu = m["latency"]["cpu"]
         rows.append([
             label, f"{m['accuracy']:.2f}", f"{m['loss']:.4f}", _int(m["params"]), _int(m["nonzero_params"]),
             f"{m['compression']:.2f}x", _int(m["flops"]), _int(m["effective_flops"]),
-            f"{m['theoretical_speedup']:.2f}x", f"{timing['ms_per_batch']:.2f}", _int(timing["images_per_s"]),
+            f"{m['theoretical_speedup']:.2f}x",
+            *[f"{cpu[size]['ms_per_batch']:.3f}" for size in sizes], _int(cpu[sizes[-1]]["images_per_s"]),
         ])
+    blanks = ["-"] * (len(sizes) + 1)
     if arch in HAN_2015:
         paper = HAN_2015[arch]
         rows.append(["Han 2015, dense (MNIST)", f"{100 - paper['error_dense']:.2f}", "-", paper["params_dense"],
-                     paper["params_dense"], "1x", "-", "-", "-", "-", "-"])
+                     paper["params_dense"], "1x", "-", "-", "-", *blanks])
         rows.append(["Han 2015, pruned (MNIST)", f"{100 - paper['error_pruned']:.2f}", "-", paper["params_dense"],
                      paper["params_pruned"], f"{paper['compression']}x", "-", "-",
-                     f"{100 / paper['flops_kept']:.1f}x", "-", "-"])
+                     f"{100 / paper['flops_kept']:.1f}x", *blanks])
     if arch in NEURAL_PRUNING_SEED:
         seed = NEURAL_PRUNING_SEED[arch]
         rows.append(["neural-pruning seed, pruned (MNIST)", f"{seed['accuracy_pruned']:.2f}", "-", "-", "-",
-                     f"{seed['compression']:.2f}x", "-", "-", "-", "-", "-"])
-    batch = next(iter(measured.values()))["latency"]["batch_size"]
+                     f"{seed['compression']:.2f}x", "-", "-", "-", *blanks])
     return _table(rows, ["model", "top-1 (%)", "loss", "params", "nonzero params", "compression",
-                         "MACs", "effective MACs", "theoretical speedup", f"test ms/batch ({batch})", "images/s"])
+                         "MACs", "effective MACs", "theoretical speedup",
+                         *[f"CPU ms/batch ({size})" for size in sizes], f"images/s ({sizes[-1]})"])
 
 
 def rounds_table(log: list[dict]) -> str:

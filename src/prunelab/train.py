@@ -6,6 +6,7 @@ import math
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -28,10 +29,41 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
 def lr_at(cfg: OptimConfig, epoch_progress: float) -> float:
     """Learning rate at a fractional epoch (the schedule is evaluated every step)."""
     if cfg.schedule == "cosine" and cfg.epochs > 0:
-        return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(epoch_progress / cfg.epochs, 1.0)))
-    if cfg.schedule == "step":
-        return cfg.lr * cfg.gamma ** sum(1 for m in cfg.milestones if epoch_progress >= m)
-    return cfg.lr
+        lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * min(epoch_progress / cfg.epochs, 1.0)))
+    elif cfg.schedule == "step":
+        lr = cfg.lr * cfg.gamma ** sum(1 for m in cfg.milestones if epoch_progress >= m)
+    else:
+        lr = cfg.lr
+    if cfg.warmup_epochs > 0 and epoch_progress < cfg.warmup_epochs:
+        lr *= epoch_progress / cfg.warmup_epochs
+    return lr
+
+
+def training_loss(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: OptimConfig,
+    generator: torch.Generator, teacher: nn.Module | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, logits): cross-entropy, with mixup and distillation from `teacher` when configured."""
+    mixed_labels, lam = None, 1.0
+    if cfg.mixup_alpha > 0:
+        # Drawn from the seeded per-epoch generator, so a resumed run mixes identically.
+        draw_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+        lam = float(np.random.default_rng(draw_seed).beta(cfg.mixup_alpha, cfg.mixup_alpha))
+        perm = torch.randperm(images.shape[0], generator=generator).to(images.device)
+        images = lam * images + (1 - lam) * images[perm]
+        mixed_labels = labels[perm]
+    logits = model(images)
+    loss = F.cross_entropy(logits, labels)
+    if mixed_labels is not None:
+        loss = lam * loss + (1 - lam) * F.cross_entropy(logits, mixed_labels)
+    alpha = getattr(cfg, "distill_alpha", 0.0)
+    if teacher is not None and alpha > 0:
+        temperature = cfg.distill_temperature
+        with torch.no_grad():
+            soft_targets = F.softmax(teacher(images) / temperature, dim=1)
+        distill = F.kl_div(F.log_softmax(logits / temperature, dim=1), soft_targets, reduction="batchmean")
+        loss = (1 - alpha) * loss + alpha * temperature**2 * distill
+    return loss, logits
 
 
 def fit(
@@ -44,13 +76,17 @@ def fit(
     masks: MaskSet | None = None,
     description: str = "train",
     regularizer=None,
+    teacher: nn.Module | None = None,
 ) -> list[dict]:
     """Train for cfg.epochs, evaluating and checkpointing (atomically) after each epoch.
 
     If `state_path` holds a state with the same config hash, training resumes
     after its last finished epoch. Returns the per-epoch log rows.
-    `regularizer`, if given, is a callable model -> scalar loss added to the objective.
+    `regularizer`, if given, is a callable model -> scalar loss added to the objective;
+    `teacher`, if given (and cfg.distill_alpha > 0), is distilled into the model.
     """
+    if teacher is not None:
+        teacher.eval()
     optimizer = build_optimizer(model, cfg)
     if masks is not None:
         masks.apply()
@@ -73,6 +109,7 @@ def fit(
         for epoch in range(start_epoch, cfg.epochs):
             model.train()
             train_loader.set_epoch(epoch)
+            mix_generator = torch.Generator().manual_seed(train_loader.seed * 7 + epoch)
             began = time.perf_counter()
             loss_sum = torch.zeros((), device=next(model.parameters()).device)
             reg_sum = torch.zeros_like(loss_sum)
@@ -81,8 +118,7 @@ def fit(
             for step, (images, labels) in enumerate(train_loader):
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(cfg, epoch + step / steps_per_epoch)
-                logits = model(images)
-                loss = F.cross_entropy(logits, labels)
+                loss, logits = training_loss(model, images, labels, cfg, mix_generator, teacher)
                 objective = loss
                 if regularizer is not None:
                     penalty = regularizer(model)

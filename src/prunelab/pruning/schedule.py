@@ -25,8 +25,9 @@ def round_masks(
     model: nn.Module,
     current: dict[str, torch.Tensor],
     dense_std: dict[str, float],
+    loader=None,
 ) -> dict[str, torch.Tensor]:
-    """The masks of round k: quality x std thresholds, or exact per-layer/global densities
+    """The masks of round k (`loader`: training batches, for data-driven scores): quality x std thresholds, or exact per-layer/global densities
     (method = "threshold": DeepHoyer's fixed or std-ratio threshold, see threshold.py)."""
     if cfg.method == "threshold":
         return threshold_round_masks(cfg, model, current)

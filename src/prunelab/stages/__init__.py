@@ -13,6 +13,13 @@ STAGES = {
     "test": test,
     "report": report,
     "reproduce": reproduce,
+    "sweep": lambda exp, force=False: _sweep(exp, force=force),
 }
+
+
+def _sweep(exp, force=False):
+    from ..sweep import sweep
+
+    sweep(exp, force=force)
 
 __all__ = ["STAGES", "get_dataset", "train", "prune", "test", "report", "reproduce"]

@@ -51,6 +51,21 @@ def load_into(model: nn.Module, checkpoint: dict, path: Path) -> None:
         raise UserError(f"{path}: does not fit the configured model ({first})") from None
 
 
+def build_model(exp: Experiment, checkpoint: dict, path: Path) -> nn.Module:
+    """The model a checkpoint holds, on the CPU: the configured architecture, or for a
+    physically pruned model its saved architecture description (no pickle, no re-pruning)."""
+    if "architecture" in checkpoint:
+        from ..structured.rebuild import rebuild_model
+
+        model = rebuild_model(exp, checkpoint["architecture"])
+    else:
+        from ..models import build_for
+
+        model = build_for(exp)
+    load_into(model, checkpoint, path)
+    return model
+
+
 def write_csv(path: Path, rows: list[dict]) -> None:
     columns: list[str] = []
     for row in rows:

@@ -42,17 +42,25 @@ def prune(exp: Experiment, force: bool = False) -> None:
     if not force and checkpoints.is_current(out, config_hash):
         console.print(f"[green]{out}[/] is up to date; skipping prune (--force to redo)")
         return
+    if cfg.granularity == "filter":
+        from ..structured.stage import prune_filters
+
+        return prune_filters(exp, force=force)
     device = resolve(exp)
     seed_everything(exp.seed)
     model = build_for(exp).to(device)
-    dense = checkpoints.load_current(exp, paths.dense(exp), exp.stage_hash("train"))
-    checkpoints.load_into(model, dense, paths.dense(exp))
+    if cfg.start == "dense":
+        dense = checkpoints.load_current(exp, paths.dense(exp), exp.stage_hash("train"))
+        checkpoints.load_into(model, dense, paths.dense(exp))
+    train_loader, test_loader = make_loaders(exp, load_splits(exp), device)
+    if cfg.start == "init" and cfg.at_init.pre_epochs > 0:  # score after a few epochs of dense training ([train]'s recipe)
+        pre = exp.train.model_copy(update={"epochs": cfg.at_init.pre_epochs})
+        fit(model, train_loader, test_loader, pre, paths.pretrain_state(exp), config_hash, description="pre-train")
     names = prunable_parameters(model, cfg.prune_bias, cfg.prune_classifier)
     _check_layer_names(exp, names)
     params = dict(model.named_parameters())
     dense_std = {name: params[name].detach().std().item() for name in names}  # for quality x std
     masks = MaskSet.ones(model, names)
-    train_loader, test_loader = make_loaders(exp, load_splits(exp), device)
 
     log: list[dict] = []
     done = 0 if force else _resume_round(exp, config_hash)
@@ -65,7 +73,7 @@ def prune(exp: Experiment, force: bool = False) -> None:
     for k in range(done + 1, cfg.iterations + 1):
         if force:
             paths.finetune_state(exp, k).unlink(missing_ok=True)
-        masks.update(round_masks(cfg, k, model, masks.masks, dense_std))
+        masks.update(round_masks(cfg, k, model, masks.masks, dense_std, loader=train_loader))
         after_prune = evaluate(model, test_loader)
         train_loader.seed = exp.seed + 7919 * k  # a fresh data order per round
         finetune_log = fit(

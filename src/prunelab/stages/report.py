@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
+import torch.nn as nn
 from rich.markdown import Markdown
 
 from .. import paths
@@ -14,49 +17,67 @@ from ..log import console
 from ..metrics import layer_stats
 from ..models import build_for
 from . import checkpoints
-from dataclasses import asdict
+from .test import stage_inputs
 
 
-def _layers(exp: Experiment, path, config_hash: str) -> list[dict]:
-    model = build_for(exp)
-    checkpoints.load_into(model, checkpoints.load_current(exp, path, config_hash), path)
-    return [asdict(layer) for layer in layer_stats(model, DATASETS[exp.data.dataset].image_shape)]
+def family_sections(exp: Experiment, dense: nn.Module, pruned: nn.Module, checkpoint: dict | None) -> list[str]:
+    """Markdown sections that only one pruning family has (each family adds its line here)."""
+    sections: list[str] = []
+    return sections
+
+
+def _prune_description(exp: Experiment) -> str:
+    cfg = exp.prune
+    if cfg.quality is not None:
+        target = f"quality {cfg.quality}"
+    elif cfg.method == "threshold":
+        target = f"threshold {cfg.threshold}" if cfg.threshold is not None else f"std_ratio {cfg.std_ratio}"
+        target += f", {cfg.granularity} granularity"
+    elif cfg.granularity == "filter":
+        target = f"filters by {cfg.filters.criterion}"
+    elif cfg.target_density() is not None:
+        target = f"density {cfg.target_density():.4f}"
+    else:
+        target = "per-layer sparsities"
+    return (
+        f"{cfg.method}, scope {cfg.scope}, {target}, start from {cfg.start}, {cfg.iterations} rounds "
+        f"({cfg.schedule} schedule), {cfg.finetune.epochs} fine-tune epochs per round at lr {cfg.finetune.lr} "
+        f"({cfg.finetune.optimizer})."
+    )
 
 
 def report(exp: Experiment, force: bool = False) -> None:
+    if exp.sweep is not None:
+        from ..sweep import report_sweep
+
+        return report_sweep(exp)
     metrics_path = paths.metrics(exp)
     if not metrics_path.is_file():
         raise UserError(f"{metrics_path}: not found; run `pixi r test {exp.path}` first")
     measured = load_json(metrics_path)
-    expected = {"dense": exp.stage_hash("train")}
-    if exp.prune is not None:
-        expected["pruned"] = exp.stage_hash("prune")
-    if measured.get("config_hashes") != expected:
+    inputs = stage_inputs(exp)
+    if measured.get("config_hashes") != {key: config_hash for key, (_, config_hash) in inputs.items()}:
         raise UserError(f"{metrics_path}: made from a different config; run `pixi r test {exp.path}`")
     arch = exp.model.arch
-    dense_layers = _layers(exp, paths.dense(exp), expected["dense"])
-    pruned_layers = _layers(exp, paths.pruned(exp), expected["pruned"]) if exp.prune else dense_layers
-    pruned_checkpoint = checkpoints.load_current(exp, paths.pruned(exp), expected["pruned"]) if exp.prune else None
+    shape = DATASETS[exp.data.dataset].image_shape
+    loaded = {key: checkpoints.load_current(exp, path, h) for key, (path, h) in inputs.items()}
+    models = {key: checkpoints.build_model(exp, ckpt, inputs[key][0]) for key, ckpt in loaded.items()}
+    dense_model = models.get("dense") or build_for(exp)  # pruning at init: the untrained architecture
+    pruned_model = models.get("pruned", dense_model)
+    dense_layers = [asdict(layer) for layer in layer_stats(dense_model, shape)]
+    pruned_layers = [asdict(layer) for layer in layer_stats(pruned_model, shape)]
 
     sections = [
         f"# {exp.name}: {arch} on {exp.data.dataset}",
-        f"Config `{exp.path}` (seed {exp.seed}, prune hash `{expected.get('pruned', '-')}`), "
-        f"measured on {measured['device']} with {measured['torch_threads']} threads. "
-        "MACs are fvcore counts for one image; effective MACs scale each conv/linear layer by its weight "
-        "density; compression = conv/linear weights / nonzero ones.",
+        f"Config `{exp.path}` (seed {exp.seed}), measured on {measured['device']} with "
+        f"{measured['torch_threads']} threads. MACs are fvcore counts for one image; effective MACs scale "
+        "each conv/linear layer by its weight density; compression = conv/linear weights / nonzero ones; "
+        "CPU times are the median forward time of one batch.",
         "## Summary",
-        tables.summary_table({key: measured[key] for key in expected}, arch),
+        tables.summary_table({key: measured[key] for key in inputs}, arch),
     ]
     if exp.prune is not None:
-        cfg = exp.prune
-        target = (f"quality {cfg.quality}" if cfg.quality is not None
-                  else f"density {cfg.target_density():.4f}" if cfg.target_density() is not None else "per layer")
-        sections += [
-            "## Pruning rounds",
-            f"{cfg.method}, scope {cfg.scope}, {target}, {cfg.iterations} rounds ({cfg.schedule} schedule), "
-            f"{cfg.finetune.epochs} fine-tune epochs per round at lr {cfg.finetune.lr} ({cfg.finetune.optimizer}).",
-            tables.rounds_table(pruned_checkpoint["log"]),
-        ]
+        sections += ["## Pruning rounds", _prune_description(exp), tables.rounds_table(loaded["pruned"]["log"])]
     sections += [
         "## Parameters per layer",
         tables.parameters_table(dense_layers, pruned_layers, arch),
@@ -65,6 +86,7 @@ def report(exp: Experiment, force: bool = False) -> None:
         "## FLOPs per layer",
         tables.flops_table(dense_layers, pruned_layers, arch),
     ]
+    sections += family_sections(exp, dense_model, pruned_model, loaded.get("pruned"))
     if exp.report.plots:
         plot = paths.density_plot(exp)
         with atomic_path(plot) as tmp:

@@ -1,0 +1,1 @@
+"""Structured filter pruning that physically removes channels (Torch-Pruning's DepGraph)."""
