@@ -11,7 +11,7 @@ from ..registry import Registry
 ModelFactory = Callable[..., nn.Module]
 MODELS: Registry[ModelFactory] = Registry("model")
 
-from . import lenet  # noqa: E402,F401  (registers the LeNets)
+from . import lenet, mobilenet, resnet, vgg  # noqa: E402,F401  (register the models)
 
 
 def build(arch: str, in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> nn.Module:
