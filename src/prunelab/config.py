@@ -28,8 +28,9 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 
 class DataConfig(Section):
-    dataset: Literal["mnist", "fashion-mnist"] = "mnist"
-    # A directory holding the four IDX files (raw or .gz); copied instead of downloading.
+    dataset: Literal["mnist", "fashion-mnist", "cifar10", "cifar100"] = "mnist"
+    # A directory holding the four IDX files (raw or .gz), or for CIFAR the python archive
+    # (or its unpacked directory); copied instead of downloading.
     source: Optional[str] = None
     root: str = "dataset"
     batch_size: int = Field(128, ge=1)
@@ -136,6 +137,9 @@ class PruneConfig(Section):
     prune_bias: bool = False
     prune_classifier: bool = False
     finetune: FinetuneConfig = FinetuneConfig()
+    # Fine-tune epochs after the last round (default: finetune.epochs); Han et al. retrain
+    # longest once the final sparsity is reached.
+    last_round_epochs: Optional[int] = Field(None, ge=0)
     at_init: AtInitConfig = AtInitConfig()
     filters: Optional[FilterConfig] = None
 

@@ -22,6 +22,8 @@ class FilterConfig(Section):
     ignored_layers: list[str] = []
     # Removal in this many steps, with [prune.finetune] epochs of retraining after each.
     steps: int = Field(1, ge=1)
+    # criterion = "taylor": training batches (of data.batch_size images) averaged before each step.
+    taylor_batches: int = Field(20, ge=1)
 
     @model_validator(mode="after")
     def _one_target(self) -> "FilterConfig":

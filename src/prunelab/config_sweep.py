@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 from pydantic import Field, model_validator
 
@@ -18,6 +18,11 @@ class SweepConfig(Section):
     variants: list[dict[str, Any]] = [{}]
     # Stages each cell runs, in order; finished cells are skipped.
     stages: list[Literal["train", "prune", "test"]] = ["train", "prune", "test"]
+    # at_init: the compression (total / nonzero prunable weights) whose per-layer sparsity, FLOPs
+    # and weight histograms the report shows; None = the highest compression of the sweep.
+    report_compression: Optional[float] = Field(None, ge=1)
+    # Markdown appended to the sweep report as its discussion (written after looking at the results).
+    discussion: str = ""
 
     @model_validator(mode="after")
     def _axes_not_empty(self) -> "SweepConfig":

@@ -28,10 +28,10 @@ def parameters_table(dense: list[dict], pruned: list[dict], arch: str) -> str:
         rows.append([
             before["name"], before["kind"], "x".join(map(str, before["weight_shape"])),
             _int(before["params"]), _int(after["nonzero"]),
-            _pct(after["weight_nonzero"], after["weight_params"]),
+            _pct(after["weight_nonzero"], before["weight_params"]),  # of the dense layer: filters may be removed
             str(paper[before["name"]]) if before["name"] in paper else "-",
         ])
-    total_w = sum(layer["weight_params"] for layer in pruned)
+    total_w = sum(layer["weight_params"] for layer in dense)
     total_nz = sum(layer["weight_nonzero"] for layer in pruned)
     rows.append([
         "**total**", "", "", _int(sum(layer["params"] for layer in dense)),

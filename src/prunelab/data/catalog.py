@@ -19,6 +19,12 @@ class DatasetSpec:
     md5: dict[str, str] = field(default_factory=dict)  # of the .gz archives served by the mirrors
     # Directories where an operating-system package installs a copy, tried before any download.
     system_dirs: tuple[str, ...] = ()
+    # Archive formats (CIFAR, read by cifar.py): the tarball the mirrors serve, the directory it
+    # unpacks to, split -> pickled batch files in that directory, and the labels' key in a batch.
+    archive: str | None = None
+    archive_dir: str = ""
+    batches: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    label_key: str = "labels"
 
 
 _IDX_FILES = {
@@ -62,5 +68,37 @@ DATASETS: dict[str, DatasetSpec] = {
             "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
         },
         system_dirs=("/usr/share/datasets/fashion-mnist",),
+    ),
+    # Krizhevsky 2009; the python pickles from the Toronto mirror (md5 as published there).
+    # mean / std: per channel over the 50,000 training images, pixels in [0, 1].
+    "cifar10": DatasetSpec(
+        name="cifar10",
+        files={},
+        sizes={"train": 50000, "test": 10000},
+        image_shape=(3, 32, 32),
+        num_classes=10,
+        mean=(0.4914, 0.4822, 0.4465),
+        std=(0.2470, 0.2435, 0.2616),
+        mirrors=("https://www.cs.toronto.edu/~kriz/",),
+        md5={"cifar-10-python.tar.gz": "c58f30108f718f92721af3b95e74349a"},
+        archive="cifar-10-python.tar.gz",
+        archive_dir="cifar-10-batches-py",
+        batches={"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)},
+        label_key="labels",
+    ),
+    "cifar100": DatasetSpec(
+        name="cifar100",
+        files={},
+        sizes={"train": 50000, "test": 10000},
+        image_shape=(3, 32, 32),
+        num_classes=100,
+        mean=(0.5071, 0.4865, 0.4409),
+        std=(0.2673, 0.2564, 0.2762),
+        mirrors=("https://www.cs.toronto.edu/~kriz/",),
+        md5={"cifar-100-python.tar.gz": "eb9058c3a382ffc7106e4002c42a8d85"},
+        archive="cifar-100-python.tar.gz",
+        archive_dir="cifar-100-python",
+        batches={"train": ("train",), "test": ("test",)},
+        label_key="fine_labels",  # the 100 classes; "coarse_labels" are the 20 superclasses
     ),
 }

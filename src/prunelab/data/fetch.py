@@ -83,7 +83,7 @@ def _download(spec: DatasetSpec, filename: str, dest: Path) -> None:
             errors.append(f"{url}: {error}")
     raise UserError(
         f"could not download {filename} ({'; '.join(errors)}); "
-        f"copy the IDX files into a directory and set data.source to it"
+        f"copy the {spec.name} files into a directory and set data.source to it"
     )
 
 
@@ -102,6 +102,10 @@ def _manifest_is_current(exp: Experiment, spec: DatasetSpec) -> bool:
 def get_dataset(exp: Experiment, force: bool = False) -> Path:
     """Make dataset/<name>/ hold the verified files and a manifest; idempotent."""
     spec = DATASETS[exp.data.dataset]
+    if spec.archive is not None:  # CIFAR: a tarball of pickled batches
+        from .cifar import get_cifar
+
+        return get_cifar(exp, spec, force=force)
     dest = paths.dataset_dir(exp)
     if not force and _manifest_is_current(exp, spec):
         console.print(f"[green]{dest}[/] is up to date (checksums match {paths.dataset_manifest(exp).name})")

@@ -27,7 +27,7 @@ class Splits:
 
 
 def load_splits(exp: Experiment) -> Splits:
-    """Read the verified IDX files of exp.data.dataset into memory (subset if configured)."""
+    """Read the verified IDX files (or CIFAR batches) of exp.data.dataset into memory (subset if configured)."""
     spec = DATASETS[exp.data.dataset]
     directory = paths.dataset_dir(exp)
     if not paths.dataset_manifest(exp).is_file():
@@ -36,6 +36,10 @@ def load_splits(exp: Experiment) -> Splits:
             f" (or `python tasks/get_dataset.py {exp.path}`)"
         )
     arrays = {}
+    if spec.archive is not None:  # CIFAR: pickled batches (cifar.py)
+        from .cifar import read_splits
+
+        arrays = read_splits(exp, spec)
     for split, (images_stem, labels_stem) in spec.files.items():
         images_path, labels_path = find(directory, images_stem), find(directory, labels_stem)
         if images_path is None or labels_path is None:

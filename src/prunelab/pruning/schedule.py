@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 
 from ..config import PruneConfig
+from .at_init import at_init_masks, uses_at_init
 from .scores import SCORES
 from .selection import select_masks, threshold_masks
 from .threshold import threshold_round_masks
@@ -31,6 +32,8 @@ def round_masks(
     (method = "threshold": DeepHoyer's fixed or std-ratio threshold, see threshold.py)."""
     if cfg.method == "threshold":
         return threshold_round_masks(cfg, model, current)
+    if uses_at_init(cfg):  # random / snip / grasp / synflow, magnitude from init: batches + [prune.at_init]
+        return at_init_masks(cfg, k, model, current, loader)
     n = cfg.iterations
     names = list(current)
     overridden = {f"{layer}.weight": 1 - s for layer, s in cfg.layer_sparsity.items()}

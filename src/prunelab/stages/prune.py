@@ -10,7 +10,7 @@ from ..errors import UserError
 from ..evaluate import evaluate
 from ..log import console
 from ..models import build_for
-from ..pruning import MaskSet, prunable_parameters, round_masks
+from ..pruning import MaskSet, at_init, prunable_parameters, round_masks
 from ..train import fit
 from . import checkpoints
 
@@ -52,6 +52,7 @@ def prune(exp: Experiment, force: bool = False) -> None:
     if cfg.start == "dense":
         dense = checkpoints.load_current(exp, paths.dense(exp), exp.stage_hash("train"))
         checkpoints.load_into(model, dense, paths.dense(exp))
+    at_init.check(exp)
     train_loader, test_loader = make_loaders(exp, load_splits(exp), device)
     if cfg.start == "init" and cfg.at_init.pre_epochs > 0:  # score after a few epochs of dense training ([train]'s recipe)
         pre = exp.train.model_copy(update={"epochs": cfg.at_init.pre_epochs})
@@ -61,6 +62,7 @@ def prune(exp: Experiment, force: bool = False) -> None:
     params = dict(model.named_parameters())
     dense_std = {name: params[name].detach().std().item() for name in names}  # for quality x std
     masks = MaskSet.ones(model, names)
+    before_masks = at_init.snapshot(exp, model)  # for the shuffle control
 
     log: list[dict] = []
     done = 0 if force else _resume_round(exp, config_hash)
@@ -74,10 +76,14 @@ def prune(exp: Experiment, force: bool = False) -> None:
         if force:
             paths.finetune_state(exp, k).unlink(missing_ok=True)
         masks.update(round_masks(cfg, k, model, masks.masks, dense_std, loader=train_loader))
+        at_init_row = at_init.after_masks(exp, k, model, masks, before_masks)  # controls, collapse, target
         after_prune = evaluate(model, test_loader)
         train_loader.seed = exp.seed + 7919 * k  # a fresh data order per round
+        finetune_cfg = cfg.finetune
+        if k == cfg.iterations and cfg.last_round_epochs is not None:
+            finetune_cfg = cfg.finetune.model_copy(update={"epochs": cfg.last_round_epochs})
         finetune_log = fit(
-            model, train_loader, test_loader, cfg.finetune, paths.finetune_state(exp, k), config_hash,
+            model, train_loader, test_loader, finetune_cfg, paths.finetune_state(exp, k), config_hash,
             masks=masks, description=f"round {k}/{cfg.iterations} fine-tune",
         )
         after = evaluate(model, test_loader)
@@ -90,6 +96,7 @@ def prune(exp: Experiment, force: bool = False) -> None:
             "accuracy_after_finetune": after["accuracy"],
             "loss_after_finetune": after["loss"],
             "finetune_epochs": len(finetune_log),
+            **at_init_row,
         }
         log.append(row)
         checkpoints.save(

@@ -23,6 +23,12 @@ from .test import stage_inputs
 def family_sections(exp: Experiment, dense: nn.Module, pruned: nn.Module, checkpoint: dict | None) -> list[str]:
     """Markdown sections that only one pruning family has (each family adds its line here)."""
     sections: list[str] = []
+    from ..structure_report import sections as structure_sections  # DeepHoyer; [] unless regularizer/threshold
+    sections += structure_sections(exp, dense, pruned, checkpoint)
+    from ..at_init_sweep import experiment_sections as at_init_sections  # [] unless pruning at init
+    sections += at_init_sections(exp, pruned, checkpoint)
+    from ..structured.report import sections as filter_sections  # [] unless granularity = "filter"
+    sections += filter_sections(exp, dense, pruned, checkpoint)
     return sections
 
 
@@ -30,9 +36,16 @@ def _prune_description(exp: Experiment) -> str:
     cfg = exp.prune
     if cfg.quality is not None:
         target = f"quality {cfg.quality}"
-    elif cfg.method == "threshold":
-        target = f"threshold {cfg.threshold}" if cfg.threshold is not None else f"std_ratio {cfg.std_ratio}"
-        target += f", {cfg.granularity} granularity"
+    elif cfg.method == "threshold":  # no target and no ramp: every round applies the full threshold
+        structure = cfg.granularity == "structure"
+        kept = "filters / input channels with L2 norm" if structure else "weights with |w|"
+        std_of = "the layer's group norms" if structure else "the layer's weights"
+        bound = f"{cfg.threshold}" if cfg.threshold is not None else f"{cfg.std_ratio} x std of {std_of}"
+        rule = f"{kept} > {bound}"
+        reg = exp.train.regularizer
+        trained = f" after training with {reg.kind} (decay {reg.decay:g})" if reg is not None else ""
+        return (f"threshold{trained}: keep {rule}; {cfg.iterations} round(s), {cfg.finetune.epochs} fine-tune "
+                f"epochs per round at lr {cfg.finetune.lr} ({cfg.finetune.optimizer}), zeros held.")
     elif cfg.granularity == "filter":
         target = f"filters by {cfg.filters.criterion}"
     elif cfg.target_density() is not None:
@@ -41,7 +54,8 @@ def _prune_description(exp: Experiment) -> str:
         target = "per-layer sparsities"
     return (
         f"{cfg.method}, scope {cfg.scope}, {target}, start from {cfg.start}, {cfg.iterations} rounds "
-        f"({cfg.schedule} schedule), {cfg.finetune.epochs} fine-tune epochs per round at lr {cfg.finetune.lr} "
+        f"({cfg.schedule} schedule), {cfg.finetune.epochs} fine-tune epochs per round"
+        f"{f' ({cfg.last_round_epochs} after the last)' if cfg.last_round_epochs is not None else ''} at lr {cfg.finetune.lr} "
         f"({cfg.finetune.optimizer})."
     )
 

@@ -75,5 +75,9 @@ def test(exp: Experiment, force: bool = False) -> None:
             f"{key}: top-1 {scores['accuracy']:.2f}%, loss {scores['loss']:.4f}, CPU {cpu}, "
             f"compression {summary['compression']:.2f}x, theoretical speedup {summary['theoretical_speedup']:.2f}x"
         )
+    if "dense" in results and "architecture" in loaded.get("pruned", {}):  # physically smaller: count against dense
+        from ..structured.report import against_dense
+
+        results["pruned"].update(against_dense(results["dense"], results["pruned"]))
     write_json(out, results)
     console.print(f"[green]{out}[/] written")

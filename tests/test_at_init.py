@@ -1,0 +1,229 @@
+"""Pruning at initialization: scores against hand computations, exact masks, floor, controls."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from prunelab import config, paths
+from prunelab.atomic import load_torch
+from prunelab.cli import run
+from prunelab.config import AtInitConfig, PruneConfig
+from prunelab.models import build
+from prunelab.pruning import MaskSet, SCORES, prunable_parameters, round_masks
+from prunelab.pruning.at_init import (
+    at_init_masks, collapsed_layers, select_with_floor, shuffle_masks, top_mask,
+)
+from prunelab.stages import get_dataset, prune
+
+
+def _batches(count: int = 2, size: int = 16, features: int = 8, classes: int = 3, seed: int = 0) -> list:
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(size, features, generator=g, dtype=torch.float64),
+             torch.randint(0, classes, (size,), generator=g)) for _ in range(count)]
+
+
+def _mlp() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(8, 6), nn.Tanh(), nn.Linear(6, 3)).double()
+
+
+NAMES = ["0.weight", "2.weight"]
+
+
+def test_every_method_is_registered_beside_magnitude():
+    assert {"magnitude", "random", "snip", "grasp", "synflow"} <= set(SCORES.names())
+
+
+def test_snip_is_weight_times_summed_gradient():
+    model, batches = _mlp(), _batches()
+    scores = SCORES.get("snip")(model, NAMES, loader=batches, cfg=AtInitConfig(score_batches=2))
+    loss = sum(F.cross_entropy(model(x), y) for x, y in batches)
+    loss.backward()
+    params = dict(model.named_parameters())
+    for name in NAMES:
+        assert torch.allclose(scores[name], (params[name] * params[name].grad).abs())
+
+
+def test_grasp_is_weight_times_hessian_gradient_by_finite_differences():
+    model, batches = _mlp(), _batches(count=1)
+    temperature = 3.0
+    cfg = AtInitConfig(grasp_temperature=temperature)
+    scores = SCORES.get("grasp")(model, NAMES, loader=batches, cfg=cfg)
+    params = dict(model.named_parameters())
+    weights = [params[n] for n in NAMES]
+    x, y = batches[0]
+
+    def gradient() -> list[torch.Tensor]:
+        return list(torch.autograd.grad(F.cross_entropy(model(x) / temperature, y), weights))
+
+    g = [t.detach().clone() for t in gradient()]
+    eps = 1e-5
+    with torch.no_grad():
+        for w, d in zip(weights, g):
+            w.add_(eps * d)
+    plus = gradient()
+    with torch.no_grad():
+        for w, d in zip(weights, g):
+            w.sub_(2 * eps * d)
+    minus = gradient()
+    with torch.no_grad():
+        for w, d in zip(weights, g):
+            w.add_(eps * d)
+    for name, w, p, m in zip(NAMES, weights, plus, minus):
+        hessian_grad = (p - m) / (2 * eps)  # H g
+        assert torch.allclose(scores[name], w.detach() * hessian_grad, rtol=1e-4, atol=1e-10)
+
+
+def test_synflow_matches_closed_form_and_leaves_the_model_unchanged():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4, bias=False), nn.Linear(4, 2, bias=False))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    scores = SCORES.get("synflow")(model, NAMES[:1] + ["1.weight"], loader=[(torch.zeros(5, 3), None)])
+    a1, a2 = model[0].weight.detach().abs(), model[1].weight.detach().abs()
+    # R = 1' |W2| |W1| 1: dR/d|W1|_ij = sum_k |W2|_ki, dR/d|W2|_ki = sum_j |W1|_ij.
+    assert torch.allclose(scores["0.weight"], a1 * a2.sum(0)[:, None])
+    assert torch.allclose(scores["1.weight"], a2 * a1.sum(1)[None, :])
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]) and value.dtype == torch.float32
+
+
+def test_synflow_of_a_deep_net_does_not_overflow():
+    torch.manual_seed(0)
+    layers = [nn.Linear(64, 64) for _ in range(40)]
+    for layer in layers:
+        nn.init.uniform_(layer.weight, 0.0, 1.0)  # |w| sums grow ~32x per layer: ~1e60, past float32
+    model = nn.Sequential(*layers)
+    names = [f"{i}.weight" for i in range(40)]
+    scores = SCORES.get("synflow")(model, names, loader=[(torch.zeros(1, 64), None)])
+    assert all(torch.isfinite(s).all() and (s > 0).all() for s in scores.values())
+
+
+@pytest.mark.parametrize("keep", [0, 1234, 700_000, 1_100_000])
+def test_top_mask_keeps_exactly_the_highest(keep):
+    values = torch.randn(1_100_000, generator=torch.Generator().manual_seed(0))  # > 1M: the sampled band path
+    values[:300_000] = -float("inf")  # pruned entries rank last
+    mask = top_mask(values, keep)
+    assert int(mask.sum()) == keep
+    if 0 < keep < values.numel():
+        assert values[mask].min() >= values[~mask].max()
+
+
+def test_synflow_rounds_reach_the_exact_target_and_masks_only_shrink(monkeypatch):
+    torch.manual_seed(0)
+    model = build("lenet5")
+    names = prunable_parameters(model)
+    cfg = PruneConfig(method="synflow", start="init", scope="global", compression=20, at_init={"synflow_rounds": 4})
+    calls = []
+    real = SCORES.get("synflow")
+
+    def counting(model, names, loader=None, cfg=None):
+        weights = dict(model.named_parameters())
+        calls.append(sum(int((weights[n] != 0).sum()) for n in names))
+        return real(model, names, loader=loader, cfg=cfg)
+
+    monkeypatch.setitem(SCORES._items, "synflow", counting)
+    masks = MaskSet.ones(model, names)
+    new = round_masks(cfg, 1, model, masks.masks, {}, loader=[(torch.zeros(2, 1, 28, 28), None)])
+    total = sum(m.numel() for m in new.values())
+    assert sum(int(m.sum()) for m in new.values()) == round(total / 20)
+    # Round r scores the network pruned by round r - 1: density 20^(-(r-1)/4).
+    assert calls == [round(total * 20 ** (-r / 4)) for r in range(4)]
+
+
+def test_layer_scope_gives_each_layer_the_target():
+    torch.manual_seed(0)
+    model = build("lenet300_100")
+    names = prunable_parameters(model)
+    cfg = PruneConfig(method="random", start="init", scope="layer", density=0.1)
+    new = at_init_masks(cfg, 1, model, MaskSet.ones(model, names).masks)
+    for name, mask in new.items():
+        assert int(mask.sum()) == round(0.1 * mask.numel())
+
+
+def test_floor_prevents_collapse_and_keeps_the_total_exact():
+    g = torch.Generator().manual_seed(0)
+    scores = {"a.weight": torch.rand(50, 20, generator=g) * 1e-6, "b.weight": torch.rand(300, 100, generator=g)}
+    current = {name: torch.ones_like(s, dtype=torch.bool) for name, s in scores.items()}
+    total = sum(s.numel() for s in scores.values())
+    plain = select_with_floor(scores, current, 0.05, 0.0)
+    assert collapsed_layers(plain, 0.001) == ["a.weight"]
+    floored = select_with_floor(scores, current, 0.05, 0.02)
+    assert collapsed_layers(floored, 0.001) == []
+    assert int(floored["a.weight"].sum()) == 20  # ceil(0.02 x 1000), its best entries
+    assert sum(int(m.sum()) for m in floored.values()) == round(0.05 * total)
+    best = scores["a.weight"].flatten().topk(20).indices
+    assert floored["a.weight"].flatten()[best].all()
+
+
+def test_random_global_masks_are_uniform_across_layers():
+    torch.manual_seed(0)
+    model = build("lenet300_100")
+    names = prunable_parameters(model)
+    cfg = PruneConfig(method="random", start="init", scope="global", density=0.1)
+    new = at_init_masks(cfg, 1, model, MaskSet.ones(model, names).masks)
+    for mask in new.values():
+        assert abs(mask.float().mean().item() - 0.1) < 0.02
+
+
+def test_shuffle_keeps_each_layers_count_and_moves_the_mask():
+    g = torch.Generator().manual_seed(0)
+    masks = {"a": torch.rand(40, 30, generator=g) < 0.2, "b": torch.rand(10, 3, 3, 3, generator=g) < 0.5}
+    shuffled = shuffle_masks(masks, torch.Generator().manual_seed(1))
+    for name, mask in masks.items():
+        assert shuffled[name].shape == mask.shape and int(shuffled[name].sum()) == int(mask.sum())
+        assert not torch.equal(shuffled[name], mask)
+
+
+def _at_init_config(tiny_config, **at_init):
+    return tiny_config(
+        data={"train_subset": 300, "test_subset": 200},
+        prune={"method": "synflow", "start": "init", "scope": "global", "sparsity": 0.9,
+               "iterations": 1, "finetune": {"epochs": 0}, "at_init": {"synflow_rounds": 3, **at_init}},
+    )
+
+
+def test_controls_shuffle_and_reinit_in_the_prune_stage(tiny_config):
+    plain_exp = config.load(_at_init_config(tiny_config))
+    get_dataset(plain_exp)
+    prune(plain_exp)
+    control_exp = config.load(_at_init_config(tiny_config, shuffle=True, reinit=True),
+                              ["results_root=" + json.dumps(plain_exp.results_root + "_controls")])
+    prune(control_exp)
+    plain, control = load_torch(paths.pruned(plain_exp)), load_torch(paths.pruned(control_exp))
+    torch.manual_seed(plain_exp.seed)
+    init = build("lenet300_100").state_dict()
+    for name, mask in plain["masks"].items():
+        other = control["masks"][name]
+        assert int(other.sum()) == int(mask.sum()) and not torch.equal(other, mask)  # shuffled within the layer
+        assert torch.equal(plain["model"][name], init[name] * mask)  # no training: masked init
+        assert (control["model"][name][~other] == 0).all()
+        assert not torch.equal(control["model"][name][other], init[name][other])  # survivors re-drawn
+    row = list(csv.DictReader(paths.prune_log(control_exp).open()))[-1]
+    assert row["controls"] == "shuffle+reinit"
+    assert abs(float(row["density"]) - float(row["target_density"])) < 1e-5
+
+
+def test_prune_stage_logs_target_and_collapse_and_report_shows_them(tiny_config, capsys):
+    path = _at_init_config(tiny_config, collapse_density=0.9)  # at 10x no layer keeps 90%: all "collapsed"
+    assert run("reproduce", [str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "layer collapse: fc1.weight" in out and "achieved" in out
+    exp = config.load(path)
+    row = list(csv.DictReader(paths.prune_log(exp).open()))[-1]
+    assert row["collapsed_layers"] == "fc1.weight;fc2.weight" and float(row["target_density"]) == pytest.approx(0.1)
+    report = paths.report(exp).read_text()
+    assert "## Pruning at initialization" in report and "collapsed layers (density <= 90%): fc1.weight;fc2.weight" in report
+
+
+def test_floor_above_the_target_names_the_key(tiny_config, capsys):
+    path = _at_init_config(tiny_config, min_layer_density=0.2)
+    assert run("prune", [str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert str(path) in err and "prune.at_init.min_layer_density" in err

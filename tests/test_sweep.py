@@ -1,0 +1,102 @@
+"""The at-init sweep on a tiny synthetic config: exact densities, resumable, report tables."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from prunelab import config, paths
+from prunelab.atomic import load_torch
+from prunelab.cli import run
+from prunelab.sweep import cell_experiment, cell_overrides
+
+METHODS = ["random", "synflow"]
+SPARSITIES = [0.5, 0.9]  # compression 2x and 10x
+SWEEP = """
+[sweep]
+kind = "at_init"
+stages = ["prune", "test"]
+report_compression = 10
+discussion = "Synthetic data: nothing to compare with the papers."
+variants = [
+{variants}
+]
+
+[sweep.grid]
+seed = [0]
+"""
+
+
+@pytest.fixture
+def sweep_config(tiny_config):
+    path = tiny_config(
+        data={"train_subset": 200, "test_subset": 100},
+        prune={"method": "random", "start": "init", "scope": "global", "iterations": 1,
+               "finetune": {"epochs": 1, "lr": 0.05}, "at_init": {"synflow_rounds": 3}},
+    )
+    # Seeds in the variants (they override the grid's seed) keep the shuffle control to one cell.
+    variants = [{"prune.method": m, "prune.sparsity": s, "seed": seed}
+                for m in METHODS for s in SPARSITIES for seed in (0, 1)]
+    variants.append({"prune.method": "synflow", "prune.sparsity": 0.9, "prune.at_init.shuffle": True})
+    lines = ",\n".join("{ " + ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in v_.items()) + " }"
+                       for v_ in variants)
+    path.write_text(path.read_text() + SWEEP.format(variants=lines))
+    return path
+
+
+def _table(report: str, heading: str) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of the first markdown table after `heading`."""
+    lines = []
+    for line in report.split(f"## {heading}\n", 1)[1].splitlines():
+        if line.startswith("|"):
+            lines.append(line)
+        elif lines:
+            break
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    return cells[0], cells[2:]
+
+
+def test_sweep_densities_resume_and_report(sweep_config, capsys):
+    exp = config.load(sweep_config)
+    cells = [(cell_id, cell_experiment(exp, cell_id, o)) for cell_id, o in cell_overrides(exp)]
+    assert len(cells) == 9  # 2 methods x 2 compressions x 2 seeds, + one shuffle control
+    assert run("sweep", [str(sweep_config)]) == 0
+    summary = json.loads(paths.sweep_summary(exp).read_text())
+    assert [row["cell"] for row in summary["cells"]] == [cell_id for cell_id, _ in cells]
+    assert all(row["metrics"] is not None for row in summary["cells"])
+    stamps = {}
+    for cell_id, cell in cells:
+        masks = load_torch(paths.pruned(cell))["masks"]
+        total = sum(m.numel() for m in masks.values())
+        kept = sum(int(m.sum()) for m in masks.values())
+        assert abs(kept - cell.prune.target_density() * total) <= 0.001 * total, cell_id
+        stamps[cell_id] = paths.pruned(cell).stat().st_mtime_ns
+
+    capsys.readouterr()
+    assert run("sweep", [str(sweep_config)]) == 0  # finished cells are skipped
+    out = capsys.readouterr().out
+    assert out.count("is up to date; skipping prune") == 9 and out.count("is up to date; skipping test") == 9
+    assert all(paths.pruned(cell).stat().st_mtime_ns == stamps[cell_id] for cell_id, cell in cells)
+
+    assert run("report", [str(sweep_config)]) == 0
+    report = paths.report(exp).read_text()
+    number = re.compile(r"^\d+\.\d+ ± \d+\.\d+$")
+    for heading in ("Top-1 accuracy (%)", "Test time (CPU ms per batch)", "Effective MACs (millions, one image)"):
+        header, rows = _table(report, heading)
+        assert header == ["compression"] + METHODS
+        assert [row[0] for row in rows] == ["2x", "10x"]
+        assert all(number.match(value) for row in rows for value in row[1:]), rows
+    header, rows = _table(report, "Per layer at 10x")
+    assert header == ["layer", "weight shape"] + METHODS and [row[0] for row in rows] == ["fc1", "fc2", "fc3"]
+    assert all(row[-1] == "0.00" for row in rows if row[0] == "fc3")  # the classifier is not pruned
+    header, rows = _table(report, "Controls: shuffled and re-initialized masks (top-1 %, difference to plain)")
+    assert header == ["method", "compression", "plain", "shuffle"] and [r[:2] for r in rows] == [["synflow", "10x"]]
+    header, rows = _table(report, "Achieved vs target density, layer collapse")
+    assert len(rows) == 9 and all(float(r[4]) == pytest.approx(float(r[5]), abs=0.1) for r in rows)
+    assert "synflow at 10x, shuffle:" in report and "At 10x, synflow" in report
+    for png in ("sweep_accuracy.png", "sweep_test_time.png", "sweep_flops.png", "weights_random.png",
+                "weights_synflow.png"):
+        assert (paths.run_dir(exp) / png).stat().st_size > 1000
+        assert f"({png})" in report
