@@ -211,7 +211,8 @@ def test_prune_filters_end_to_end(tiny_config, capsys):
     then a bad layer name through the prune task."""
     path = tiny_config(
         model={"arch": "lenet5"}, train={"epochs": 4, "lr": 0.1},
-        prune={"granularity": "filter", "filters": {"criterion": "taylor", "ratio": 0.5, "steps": 2, "taylor_batches": 2},
+        prune={"granularity": "filter",
+               "filters": {"criterion": "taylor", "ratio": 0.5, "steps": 2, "taylor_batches": 2},
                "finetune": {"epochs": 1, "lr": 0.01, "warmup_epochs": 0.5, "distill_alpha": 0.5}},
     )
     assert run("reproduce", [str(path)]) == 0
@@ -224,10 +225,12 @@ def test_prune_filters_end_to_end(tiny_config, capsys):
     assert int(rows[1]["macs"]) < int(rows[0]["macs"])
     metrics = json.loads(paths.metrics(exp).read_text())
     assert metrics["pruned"]["params"] < metrics["dense"]["params"]
-    assert metrics["pruned"]["theoretical_speedup"] == pytest.approx(metrics["dense"]["flops"] / metrics["pruned"]["flops"])
+    speedup = metrics["dense"]["flops"] / metrics["pruned"]["flops"]
+    assert metrics["pruned"]["theoretical_speedup"] == pytest.approx(speedup)
     assert metrics["dense"]["accuracy"] > 50 and metrics["pruned"]["accuracy"] > 50  # synthetic classes are easy
     report = paths.report(exp).read_text()
-    for heading in ("## Filter pruning", "## Channels per layer", "## Speedup: theoretical vs measured", "## Pruning rounds"):
+    for heading in ("## Filter pruning", "## Channels per layer", "## Speedup: theoretical vs measured",
+                    "## Pruning rounds"):
         assert heading in report
     assert re.search(r"\| conv2 +\| Conv2d +\| 6 -> 3 +\| 16 -> 8 +\| 50\.0 ", report)
     reference = copy.deepcopy(pruned["model"])
@@ -241,3 +244,33 @@ def test_prune_filters_end_to_end(tiny_config, capsys):
     assert run("prune", [str(path), "--set", "prune.filters.layer_ratios.conv9=0.5"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {path}: prune.filters.layer_ratios.conv9: ")
+
+
+def test_named_layer_sets_the_ratio_of_its_coupled_group():
+    """resnet20's stem conv1 shares its 16 channels with every layer1 block's conv2 (residual adds)."""
+    raw = {"name": "c", "model": {"arch": "resnet20"},
+           "prune": {"granularity": "filter", "filters": {"ratio": 0.25, "layer_ratios": {"conv1": 0.5}}}}
+    exp = config.parse(raw, "c.toml")
+    model = build("resnet20", 1, 10, 16)
+    example = torch.zeros(1, *TINY)
+    dense = out_channels(architecture_of(model))
+    remove_filters(model, example, make_importance("l1", 0), resolve_targets(exp, model, example), dense)
+    after = out_channels(architecture_of(model))
+    assert [after[f"layer1.{i}.conv2"] for i in range(3)] == [8, 8, 8] and after["conv1"] == 8
+    assert after["layer1.0.conv1"] == 12 and after["layer2.0.conv2"] == 24  # the uniform 25% elsewhere
+
+
+@pytest.mark.parametrize("criterion", ["l2", "taylor", "kmeans", "random"])
+@pytest.mark.parametrize("arch", ["resnet20", "mobilenet_v2"])
+def test_every_criterion_removes_coupled_channels(criterion, arch):
+    torch.manual_seed(0)
+    model = build(arch, 1, 10, 16)
+    example = torch.zeros(1, *TINY)
+    dense = out_channels(architecture_of(model))
+    convs = [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    importance = make_importance(criterion, 0)
+    importance.prepare(model, [(torch.randn(4, *TINY), torch.randint(0, 10, (4,)))])
+    remove_filters(model, example, importance, Targets({name: 0.5 for name in convs}, ignored=["fc"]), dense)
+    after = out_channels(architecture_of(model))
+    assert all(after[name] == round(dense[name] / 2) for name in convs)
+    assert model(torch.randn(2, *TINY)).shape == (2, 10)

@@ -43,14 +43,20 @@ def parameters_table(dense: list[dict], pruned: list[dict], arch: str) -> str:
 
 
 def size_table(dense: list[dict], pruned: list[dict]) -> str:
+    """Bytes per layer: dense fp32, and the pruned layer in the cheaper of dense fp32 and CSR storage
+    (CSR only pays off below ~50% density; a physically pruned layer is simply a smaller dense one)."""
     rows = []
+    dense_total = pruned_total = 0
     for before, after in zip(dense, pruned):
-        rows.append([before["name"], _int(before["dense_bytes"]), _int(after["sparse_bytes"]),
-                     f"{before['dense_bytes'] / after['sparse_bytes']:.2f}x"])
-    dense_total = sum(layer["dense_bytes"] for layer in dense)
-    sparse_total = sum(layer["sparse_bytes"] for layer in pruned)
-    rows.append(["**total**", _int(dense_total), _int(sparse_total), f"{dense_total / sparse_total:.2f}x"])
-    return _table(rows, ["layer", "dense fp32 (bytes)", "pruned, sparse CSR (bytes)", "size ratio"])
+        stored = min(after["dense_bytes"], after["sparse_bytes"])
+        kind = "CSR" if after["sparse_bytes"] < after["dense_bytes"] else "dense fp32"
+        rows.append([before["name"], _int(before["dense_bytes"]), _int(after["sparse_bytes"]), _int(stored), kind,
+                     f"{before['dense_bytes'] / stored:.2f}x"])
+        dense_total += before["dense_bytes"]
+        pruned_total += stored
+    rows.append(["**total**", _int(dense_total), "", _int(pruned_total), "", f"{dense_total / pruned_total:.2f}x"])
+    return _table(rows, ["layer", "dense fp32 (bytes)", "pruned as CSR (bytes)", "pruned, stored (bytes)",
+                         "storage", "size ratio"])
 
 
 def flops_table(dense: list[dict], pruned: list[dict], arch: str) -> str:
@@ -103,14 +109,15 @@ def rounds_table(log: list[dict]) -> str:
                          "top-1 after fine-tuning (%)", "fine-tune epochs"])
 
 
-def density_plot(pruned: list[dict], arch: str, path: Path) -> None:
+def density_plot(dense: list[dict], pruned: list[dict], arch: str, path: Path) -> None:
+    """Bars of weights kept per layer, relative to the dense layer (so removed filters count)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = [layer["name"] for layer in pruned]
-    ours = [100 * layer["weight_nonzero"] / layer["weight_params"] for layer in pruned]
+    ours = [100 * after["weight_nonzero"] / before["weight_params"] for before, after in zip(dense, pruned)]
     paper = HAN_2015.get(arch, {}).get("kept", {})
     fig, ax = plt.subplots(figsize=(max(4, 1.1 * len(names) + 2), 3.2))
     width = 0.4 if paper else 0.6

@@ -139,7 +139,8 @@ def synflow_scores(model: nn.Module, names: list[str], loader=None, cfg=None) ->
     images, _ = next(iter(loader))
     for dtype in (torch.float32, torch.float64):
         scores = _synflow_pass(model, names, tuple(images.shape[1:]), dtype, images.device)
-        if all(bool(torch.isfinite(score).all()) for score in scores.values()):
+        # One pass: a sum is finite only if every entry is (an overflowing float32 sum errs on the safe side).
+        if bool(torch.isfinite(torch.stack([score.sum(dtype=torch.float64) for score in scores.values()])).all()):
             return scores
     raise ValueError("synflow scores overflow even in float64")
 
@@ -198,7 +199,10 @@ def select_with_floor(
     flat = {name: _alive_scores(s, current[name]) for name, s in scores.items()}
     floor_masks = {name: top_mask(flat[name], reserved[name]) for name in scores}
     # The floor's entries leave the global ranking; pick the rest among the other survivors.
-    rest = torch.cat([flat[n].masked_fill(floor_masks[n], -float("inf")) for n in scores])
+    if sum(reserved.values()):
+        rest = torch.cat([flat[n].masked_fill(floor_masks[n], -float("inf")) for n in scores])
+    else:
+        rest = torch.cat(list(flat.values()))
     chosen = top_mask(rest, budget - sum(reserved.values()))
     new, offset = {}, 0
     for name, s in scores.items():

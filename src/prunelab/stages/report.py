@@ -34,6 +34,10 @@ def family_sections(exp: Experiment, dense: nn.Module, pruned: nn.Module, checkp
 
 def _prune_description(exp: Experiment) -> str:
     cfg = exp.prune
+    if cfg.granularity == "filter":
+        from ..structured.report import describe
+
+        return describe(exp)
     if cfg.quality is not None:
         target = f"quality {cfg.quality}"
     elif cfg.method == "threshold":  # no target and no ramp: every round applies the full threshold
@@ -46,8 +50,6 @@ def _prune_description(exp: Experiment) -> str:
         trained = f" after training with {reg.kind} (decay {reg.decay:g})" if reg is not None else ""
         return (f"threshold{trained}: keep {rule}; {cfg.iterations} round(s), {cfg.finetune.epochs} fine-tune "
                 f"epochs per round at lr {cfg.finetune.lr} ({cfg.finetune.optimizer}), zeros held.")
-    elif cfg.granularity == "filter":
-        target = f"filters by {cfg.filters.criterion}"
     elif cfg.target_density() is not None:
         target = f"density {cfg.target_density():.4f}"
     else:
@@ -104,7 +106,7 @@ def report(exp: Experiment, force: bool = False) -> None:
     if exp.report.plots:
         plot = paths.density_plot(exp)
         with atomic_path(plot) as tmp:
-            tables.density_plot(pruned_layers, arch, tmp)
+            tables.density_plot(dense_layers, pruned_layers, arch, tmp)
         sections.append(f"![per-layer density]({plot.name})")
     text = "\n\n".join(sections) + "\n"
     write_text(paths.report(exp), text)

@@ -59,7 +59,8 @@ def shrink_to(model: nn.Module, architecture: dict, example_inputs: torch.Tensor
             handler = tp.prune_conv_out_channels if isinstance(module, nn.Conv2d) else tp.prune_linear_out_channels
             graph.get_pruning_group(module, handler, list(range(spec["out"], current))).prune(record_history=False)
     have = architecture_of(model)["layers"]
-    return [f"{name}: recorded {spec}, rebuilt {have.get(name)}" for name, spec in wanted.items() if have.get(name) != spec]
+    return [f"{name}: recorded {spec}, rebuilt {have.get(name)}"
+            for name, spec in wanted.items() if have.get(name) != spec]
 
 
 def _check_description(exp: Experiment, architecture: object) -> dict:
@@ -67,7 +68,8 @@ def _check_description(exp: Experiment, architecture: object) -> dict:
         isinstance(architecture, dict)
         and architecture.get("format") == FORMAT
         and isinstance(architecture.get("layers"), dict)
-        and all(isinstance(spec, dict) and isinstance(spec.get("type"), str) for spec in architecture["layers"].values())
+        and all(isinstance(spec, dict) and isinstance(spec.get("type"), str)
+                for spec in architecture["layers"].values())
     )
     if not ok:
         raise UserError(f"{exp.path}: the checkpoint's architecture entry is not a format-{FORMAT} layer description")

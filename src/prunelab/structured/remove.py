@@ -90,7 +90,9 @@ def resolve_targets(exp: Experiment, model: nn.Module, example_inputs: torch.Ten
                 f"{exp.model.arch} (valid: {', '.join(layers)})"
             )
         if name in ignored_set:
-            raise UserError(f"{exp.path}: prune.filters.layer_ratios.{name}: the layer is in prune.filters.ignored_layers")
+            raise UserError(
+                f"{exp.path}: prune.filters.layer_ratios.{name}: the layer is in prune.filters.ignored_layers"
+            )
     convs = [name for name in layers if isinstance(modules[name], nn.Conv2d)]
     ratios = dict(cfg.layer_ratios)
     if cfg.ratio is not None and not cfg.global_ranking:
@@ -161,12 +163,15 @@ def remove_filters(
         dense = dense_channels[channel_group.layers[0]]
         if named:
             local.append((channel_group, min(channel_group.size, _keep(dense, targets.ratios[named[0]], progress))))
-        elif targets.global_ratio is not None and any(isinstance(modules[n], nn.Conv2d) for n in channel_group.layers):
+        elif targets.global_ratio is not None and any(
+            isinstance(modules[name], nn.Conv2d) for name in channel_group.layers
+        ):
             pool.append(channel_group)
     pool_keep = 0
     if pool:
         pool_dense = sum(dense_channels[g.layers[0]] for g in pool)
-        pool_keep = min(sum(g.size for g in pool), max(len(pool), round(pool_dense * (1 - targets.global_ratio * progress))))
+        wanted = round(pool_dense * (1 - targets.global_ratio * progress))
+        pool_keep = min(sum(g.size for g in pool), max(len(pool), wanted))  # at least one channel per group
     share = pool_keep / max(sum(g.size for g in pool), 1)
     importance.expect_keep(
         {g.group[0].dep.target.module: keep for g, keep in local}

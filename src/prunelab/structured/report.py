@@ -53,8 +53,8 @@ def describe(exp: Experiment) -> str:
         f"Filters ranked by {filters.criterion} and physically removed with Torch-Pruning's DepGraph: "
         f"{target}, in {filters.steps} step(s); each step is followed by {finetune.epochs} epochs of "
         f"retraining at lr {finetune.lr} ({finetune.optimizer}, {finetune.schedule} schedule"
-        f"{', ' + ', '.join(extras) if extras else ''}). Never removed: {', '.join(filters.ignored_layers) or 'none'} "
-        "and the classifier."
+        f"{', ' + ', '.join(extras) if extras else ''}). "
+        f"Never removed: {', '.join(filters.ignored_layers) or 'none'} and the classifier."
     )
 
 
@@ -71,8 +71,11 @@ def channels_table(dense: nn.Module, pruned: nn.Module, input_shape: tuple[int, 
             name, b.kind, f"{before_arch[name]['in']} -> {after_arch[name]['in']}", f"{out_before} -> {out_after}",
             f"{100 * out_after / out_before:.1f}", _int(b.params), _int(a.params), _int(b.flops), _int(a.flops),
         ])
-    total = [sum(getattr(layer, key) for layer in stats.values()) for stats in (before, after) for key in ("params", "flops")]
-    rows.append(["**total (conv + linear)**", "", "", "", "", _int(total[0]), _int(total[2]), _int(total[1]), _int(total[3])])
+    def total(stats: dict, key: str) -> str:
+        return _int(sum(getattr(layer, key) for layer in stats.values()))
+
+    rows.append(["**total (conv + linear)**", "", "", "", "", total(before, "params"), total(after, "params"),
+                 total(before, "flops"), total(after, "flops")])
     return _table(rows, ["layer", "type", "in channels", "out channels", "outputs kept (%)", "params dense",
                          "params pruned", "MACs dense", "MACs pruned"])
 
@@ -87,8 +90,8 @@ def speedup_table(measured: dict) -> str:
             dense_ms = timings[size]["ms_per_batch"]
             pruned_ms = pruned["latency"][device][size]["ms_per_batch"]
             speedup = dense_ms / pruned_ms
-            rows.append([device, size, f"{dense_ms:.3f}", f"{pruned_ms:.3f}", f"{theoretical:.2f}x", f"{speedup:.2f}x",
-                         f"{speedup / theoretical:.2f}"])
+            rows.append([device, size, f"{dense_ms:.3f}", f"{pruned_ms:.3f}", f"{theoretical:.2f}x",
+                         f"{speedup:.2f}x", f"{speedup / theoretical:.2f}"])
     return _table(rows, ["device", "batch", "dense ms/batch", "pruned ms/batch", "theoretical speedup (MACs)",
                          "measured speedup", "measured / theoretical"])
 
@@ -96,7 +99,8 @@ def speedup_table(measured: dict) -> str:
 def counts_table(measured: dict, arch: str) -> str:
     dense, pruned = measured["dense"], measured["pruned"]
     rows = [[
-        "ours", _int(dense["params"]), _int(pruned["params"]), f"{100 * (1 - pruned['params'] / dense['params']):.1f}",
+        "ours", _int(dense["params"]), _int(pruned["params"]),
+        f"{100 * (1 - pruned['params'] / dense['params']):.1f}",
         _int(dense["flops"]), _int(pruned["flops"]), f"{100 * (1 - pruned['flops'] / dense['flops']):.1f}",
         f"{dense['accuracy']:.2f}", f"{pruned['accuracy']:.2f}",
     ]]
@@ -108,7 +112,8 @@ def counts_table(measured: dict, arch: str) -> str:
         rows.append([
             f"Li et al. 2017, {paper['model']} (CIFAR-10)", number("params_dense"), number("params_pruned"),
             f"{paper['params_reduction']:.1f}", number("flops_dense"), number("flops_pruned"),
-            f"{paper['flops_reduction']:.1f}", f"{100 - paper['error_dense']:.2f}", f"{100 - paper['error_pruned']:.2f}",
+            f"{paper['flops_reduction']:.1f}", f"{100 - paper['error_dense']:.2f}",
+            f"{100 - paper['error_pruned']:.2f}",
         ])
     return _table(rows, ["model", "params dense", "params pruned", "params removed (%)", "MACs dense", "MACs pruned",
                          "MACs removed (%)", "top-1 dense (%)", "top-1 pruned (%)"])

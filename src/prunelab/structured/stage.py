@@ -64,7 +64,9 @@ def prune_filters(exp: Experiment, force: bool = False) -> None:
         console.print(f"[green]{out}[/] is up to date; skipping prune (--force to redo)")
         return
     if cfg.start != "dense":
-        raise UserError(f"{exp.path}: prune.start: filter pruning removes filters of the trained model; use \"dense\"")
+        raise UserError(
+            f"{exp.path}: prune.start: filter pruning removes filters of the trained model; use \"dense\""
+        )
     device = resolve(exp)
     seed_everything(exp.seed)
     shape = DATASETS[exp.data.dataset].image_shape
