@@ -98,3 +98,12 @@ def test_task_file_prints_one_line_without_traceback(tmp_path):
         f"error: {path}: prune.sparsity: Input should be less than 1 (got 1.3)"
     ]
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_readme_config_reference_is_a_valid_config():
+    """The README's annotated config block must stay loadable, sweep section included."""
+    text = (REPO / "README.md").read_text()
+    block = text.split("## Config reference", 1)[1].split("```toml", 1)[1].split("```", 1)[0]
+    exp = config.parse(config.tomllib.loads(block), "README.md")
+    assert exp.sweep is not None and exp.sweep.kind == "at_init"
+    assert exp.prune.target_density() == pytest.approx(1 / 11)
