@@ -119,3 +119,21 @@ def test_real_fashion_mnist_system_copy(tmp_path):
     assert torch.bincount(splits.train_labels).tolist() == [6000] * 10
     mean = splits.train_images.float().mean().item() / 255
     assert mean == pytest.approx(0.2860, abs=1e-3)
+
+
+def test_failed_download_is_one_line_naming_config_and_key(tmp_path, capsys, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    path = tmp_path / "mnist.toml"
+    path.write_text(f'name = "m"\n[data]\ndataset = "mnist"\nroot = "{tmp_path / "dataset"}"\n')
+    assert run("get_dataset", [str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith(f"error: {path}: data.dataset: could not download train-images-idx3-ubyte.gz")
+    assert "set data.source" in err
+    assert not (tmp_path / "dataset" / "mnist" / "manifest.json").exists()

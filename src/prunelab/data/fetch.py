@@ -62,7 +62,7 @@ def _origin_dir(exp: Experiment, spec: DatasetSpec) -> Path | None:
     return None
 
 
-def _download(spec: DatasetSpec, filename: str, dest: Path) -> None:
+def _download(spec: DatasetSpec, filename: str, dest: Path, where: str = "") -> None:
     errors = []
     for mirror in spec.mirrors:
         url = mirror + filename
@@ -82,7 +82,7 @@ def _download(spec: DatasetSpec, filename: str, dest: Path) -> None:
         except (urllib.error.URLError, OSError, ValueError) as error:
             errors.append(f"{url}: {error}")
     raise UserError(
-        f"could not download {filename} ({'; '.join(errors)}); "
+        f"{where + ': data.dataset: ' if where else ''}could not download {filename} ({'; '.join(errors)}); "
         f"copy the {spec.name} files into a directory and set data.source to it"
     )
 
@@ -122,7 +122,7 @@ def get_dataset(exp: Experiment, force: bool = False) -> Path:
                     shutil.copyfile(source_file, tmp)
             else:
                 target = dest / f"{stem}.gz"
-                _download(spec, target.name, target)
+                _download(spec, target.name, target, exp.path)
             stored[stem] = target
         validate_split(spec, split, stored[images_stem], stored[labels_stem])
     # Remove other variants (raw vs .gz) of the same files left by an earlier run.
