@@ -285,3 +285,12 @@ def test_regularized_threshold_run_end_to_end(tmp_path, synthetic_source):
     total = structure_stats(model, (1, 28, 28), propagate=True)["total"]
     assert f"{round(total['structural_macs']):,}" in report
     assert total["structural_macs"] < total["macs"]  # 1 x std of the group norms drops some rows and columns
+
+
+def test_regularizer_layers_select_and_check_names(tiny_config, capsys):
+    from prunelab.cli import run
+
+    path = tiny_config(model={"arch": "lenet5"}, train={"epochs": 1, "regularizer": {"kind": "group_hoyer_square", "decay": 1e-3, "layers": ["conv9"]}})
+    assert run("train", [str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "train.regularizer.layers: no prunable layer 'conv9'" in err

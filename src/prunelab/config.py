@@ -88,6 +88,9 @@ class RegularizerConfig(Section):
     # Multiplies the penalty summed over the prunable weights; no default, the useful scale
     # differs by orders of magnitude between regularizers.
     decay: float = Field(ge=0)
+    # Module names to regularize (e.g. ["conv1", "conv2"]); empty = every conv/linear weight
+    # but the classifier. Structural FLOPs live in the convs; fc columns cost accuracy.
+    layers: list[str] = []
 
 
 class TrainConfig(OptimConfig):

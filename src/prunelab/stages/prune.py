@@ -37,15 +37,15 @@ def prune(exp: Experiment, force: bool = False) -> None:
     if exp.prune is None:
         raise UserError(f"{exp.path}: prune: section missing; add a [prune] table")
     cfg = exp.prune
+    if cfg.granularity == "filter":  # physically removed filters: a stage of its own
+        from ..structured.stage import prune_filters
+
+        return prune_filters(exp, force=force)
     config_hash = exp.stage_hash("prune")
     out = paths.pruned(exp)
     if not force and checkpoints.is_current(out, config_hash):
         console.print(f"[green]{out}[/] is up to date; skipping prune (--force to redo)")
         return
-    if cfg.granularity == "filter":
-        from ..structured.stage import prune_filters
-
-        return prune_filters(exp, force=force)
     device = resolve(exp)
     seed_everything(exp.seed)
     model = build_for(exp).to(device)

@@ -42,7 +42,15 @@ def train(exp: Experiment, force: bool = False) -> None:
     if exp.train.regularizer is not None:
         # Conv/linear weights, classifier excluded: fixed here rather than read from [prune],
         # which is not part of the train stage's config hash.
-        regularizer = build_regularizer(exp.train.regularizer, model, prunable_parameters(model))
+        names = prunable_parameters(model)
+        chosen = exp.train.regularizer.layers
+        for layer in chosen:
+            if f"{layer}.weight" not in names:
+                layers = ", ".join(name.rsplit(".", 1)[0] for name in names)
+                raise UserError(f"{exp.path}: train.regularizer.layers: no prunable layer {layer!r} (prunable: {layers})")
+        if chosen:
+            names = [name for name in names if name.rsplit(".", 1)[0] in chosen]
+        regularizer = build_regularizer(exp.train.regularizer, model, names)
     train_loader, test_loader = make_loaders(exp, load_splits(exp), device)
     log = fit(
         model, train_loader, test_loader, exp.train, paths.train_state(exp), config_hash,
