@@ -135,7 +135,8 @@ def test_real_fashion_slice_end_to_end(tmp_path, arch):
         "data": {"dataset": "fashion-mnist", "root": str(tmp_path / "dataset"), "train_subset": 10000},
         "model": {"arch": arch},
         "train": {"epochs": 3, "lr": 0.05},
-        "prune": {"compression": 5, "scope": "global", "iterations": 2, "finetune": {"epochs": 1, "lr": 0.005}},
+        "prune": {"compression": 5, "scope": "global", "iterations": 2, "prune_classifier": True,
+                  "finetune": {"epochs": 1, "lr": 0.005}},
         "test": {"latency_repeats": 3},
     }
     path = tmp_path / "slice.toml"
