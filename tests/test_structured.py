@@ -274,3 +274,11 @@ def test_every_criterion_removes_coupled_channels(criterion, arch):
     after = out_channels(architecture_of(model))
     assert all(after[name] == round(dense[name] / 2) for name in convs)
     assert model(torch.randn(2, *TINY)).shape == (2, 10)
+
+
+def test_filter_importance_base_cannot_score_on_its_own():
+    """A per-layer criterion must say how it scores a layer's filters: the base class is abstract."""
+    from prunelab.structured.criteria import LayerwiseImportance
+
+    with pytest.raises(TypeError, match="layer_scores"):
+        LayerwiseImportance()

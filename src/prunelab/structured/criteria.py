@@ -20,6 +20,8 @@ comparable under global ranking (the order inside a group is unchanged).
 
 from __future__ import annotations
 
+import abc
+
 from typing import Iterable
 
 import torch
@@ -73,7 +75,7 @@ def _normalized(scores: torch.Tensor) -> torch.Tensor:
 
 
 class FilterImportance(tp.importance.Importance):
-    """Base: per-layer filter scores, averaged over coupled layers, mean-normalised."""
+    """Base of every criterion: optional data and keep-count hooks; `__call__(group)` scores a group."""
 
     def prepare(self, model: nn.Module, batches: Iterable, total: int | None = None) -> None:
         """Data-driven criteria gather statistics from `batches` (`total` of them, for the progress bar)."""
@@ -81,8 +83,13 @@ class FilterImportance(tp.importance.Importance):
     def expect_keep(self, keep: dict[nn.Module, int]) -> None:
         """How many channels each group (by root module) will keep; only k-means uses it."""
 
+
+class LayerwiseImportance(FilterImportance):
+    """Per-layer filter scores, averaged over coupled layers, mean-normalised."""
+
+    @abc.abstractmethod
     def layer_scores(self, layer: nn.Module, filters: torch.Tensor, idxs: list[int]) -> torch.Tensor:
-        raise NotImplementedError
+        """One score per filter in `idxs` of `layer` (`filters`: their weights, one row each); higher = keep."""
 
     @torch.no_grad()
     def __call__(self, group) -> torch.Tensor | None:
@@ -96,7 +103,7 @@ class FilterImportance(tp.importance.Importance):
         return _normalized(_mean_over_layers(per_layer, group_size(group)))
 
 
-class NormImportance(FilterImportance):
+class NormImportance(LayerwiseImportance):
     """The p-norm of each filter's kernel weights (bias excluded, as Li et al.)."""
 
     def __init__(self, p: int):
@@ -106,7 +113,7 @@ class NormImportance(FilterImportance):
         return filters.norm(p=self.p, dim=1)
 
 
-class RandomImportance(FilterImportance):
+class RandomImportance(LayerwiseImportance):
     """Uniform random scores from a seeded generator: the same seed ranks the same way."""
 
     def __init__(self, seed: int):
@@ -116,7 +123,7 @@ class RandomImportance(FilterImportance):
         return torch.rand(filters.shape[0], generator=self.generator) + EPS
 
 
-class TaylorImportance(FilterImportance):
+class TaylorImportance(LayerwiseImportance):
     """Molchanov et al. 2017: |spatial mean of activation x gradient| per image and channel,
     averaged over the images of `prepare`'s batches (cross-entropy loss, model in eval mode
     so BatchNorm running statistics are not touched)."""
