@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 
 import pytest
 import torch
@@ -16,9 +17,9 @@ from prunelab.cli import run
 from prunelab.config import AtInitConfig, PruneConfig
 from prunelab.models import build
 from prunelab.pruning import MaskSet, SCORES, prunable_parameters, round_masks
-from prunelab.pruning.at_init import (
-    at_init_masks, collapsed_layers, select_with_floor, shuffle_masks, top_mask,
-)
+from prunelab.pruning.at_init import at_init_masks, collapsed_layers, shuffle_masks
+from prunelab.pruning.selection import select_with_floor, top_mask
+from prunelab.pruning.synflow import AbsoluteNetwork
 from prunelab.stages import get_dataset, prune
 
 
@@ -114,26 +115,60 @@ def test_top_mask_keeps_exactly_the_highest(keep):
         assert values[mask].min() >= values[~mask].max()
 
 
-def test_synflow_rounds_reach_the_exact_target_and_masks_only_shrink(monkeypatch):
+@pytest.mark.parametrize("exact", [False, True])
+def test_synflow_rounds_follow_the_schedule_and_the_last_is_exact(monkeypatch, exact):
     torch.manual_seed(0)
     model = build("lenet5")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     names = prunable_parameters(model)
-    cfg = PruneConfig(method="synflow", start="init", scope="global", compression=20, at_init={"synflow_rounds": 4})
-    calls = []
-    real = SCORES.get("synflow")
+    cfg = PruneConfig(method="synflow", start="init", scope="global", compression=20,
+                      at_init={"synflow_rounds": 4, "synflow_exact_rounds": exact})
+    alive_per_round, kept_sets = [], []
+    real = AbsoluteNetwork.scores
 
-    def counting(model, names, loader=None, cfg=None):
-        weights = dict(model.named_parameters())
-        calls.append(sum(int((weights[n] != 0).sum()) for n in names))
-        return real(model, names, loader=loader, cfg=cfg)
+    def counting(self, shape, device):
+        alive = self.alive()
+        alive_per_round.append(sum(int(m.sum()) for m in alive.values()))
+        kept_sets.append(alive)
+        return real(self, shape, device)
 
-    monkeypatch.setitem(SCORES._items, "synflow", counting)
+    monkeypatch.setattr(AbsoluteNetwork, "scores", counting)
     masks = MaskSet.ones(model, names)
     new = round_masks(cfg, 1, model, masks.masks, {}, loader=[(torch.zeros(2, 1, 28, 28), None)])
     total = sum(m.numel() for m in new.values())
-    assert sum(int(m.sum()) for m in new.values()) == round(total / 20)
-    # Round r scores the network pruned by round r - 1: density 20^(-(r-1)/4).
-    assert calls == [round(total * 20 ** (-r / 4)) for r in range(4)]
+    assert sum(int(m.sum()) for m in new.values()) == round(total / 20)  # the last round: exact
+    # Round r scores the network pruned by round r - 1 to density 20^(-(r-1)/4): exactly, or
+    # within the sampled threshold's error (the default's intermediate rounds are approximate).
+    targets = [round(total * 20 ** (-r / 4)) for r in range(4)]
+    if exact:
+        assert alive_per_round == targets
+    else:
+        assert alive_per_round[0] == total
+        for alive, target in zip(alive_per_round[1:], targets[1:]):
+            assert abs(alive - target) <= 0.03 * target
+    # Masks only shrink, and the model itself is never changed (the rounds prune |.| copies).
+    for earlier, later in zip(kept_sets, kept_sets[1:] + [new]):
+        assert all(bool((later[n] <= earlier[n]).all()) for n in names)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key])
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_synflow_rounds_keep_the_floor_and_each_layer_scope_target(exact):
+    torch.manual_seed(0)
+    model = build("lenet5")
+    names = prunable_parameters(model)
+    loader = [(torch.zeros(1, 1, 28, 28), None)]
+    floored = PruneConfig(method="synflow", start="init", scope="global", compression=100,
+                          at_init={"synflow_rounds": 5, "min_layer_density": 0.005, "synflow_exact_rounds": exact})
+    new = at_init_masks(floored, 1, model, MaskSet.ones(model, names).masks, loader)
+    sizes = {n: m.numel() for n, m in new.items()}
+    assert sum(int(m.sum()) for m in new.values()) == round(sum(sizes.values()) / 100)
+    assert all(int(new[n].sum()) >= math.ceil(0.005 * sizes[n]) for n in names)
+    per_layer = PruneConfig(method="synflow", start="init", scope="layer", density=0.2,
+                            at_init={"synflow_rounds": 5, "synflow_exact_rounds": exact})
+    new = at_init_masks(per_layer, 1, model, MaskSet.ones(model, names).masks, loader)
+    assert all(int(new[n].sum()) == round(0.2 * sizes[n]) for n in names)
 
 
 def test_layer_scope_gives_each_layer_the_target():
@@ -227,3 +262,13 @@ def test_floor_above_the_target_names_the_key(tiny_config, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert str(path) in err and "prune.at_init.min_layer_density" in err
+
+
+def test_synflow_benchmark_rows_compare_with_exact_rounds():
+    from prunelab.bench_at_init import synflow_timing
+
+    rows = synflow_timing(arch="resnet20", rounds=3, repeats=1)
+    assert [r["rounds"].split()[0] for r in rows] == ["3", "3", "2"]
+    shared = "kept weights shared with the exact 3-round mask (seed 0)"
+    assert rows[1][shared] == "100.0%"  # the exact run against itself
+    assert all(float(r["achieved density"]) == pytest.approx(0.1, abs=1e-5) for r in rows)

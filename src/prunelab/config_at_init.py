@@ -14,6 +14,9 @@ class AtInitConfig(Section):
     score_batches: int = Field(1, ge=1)
     # SynFlow: rounds of score-and-prune with density^(k/rounds) at round k.
     synflow_rounds: int = Field(100, ge=1)
+    # SynFlow: rank exactly in every round (as the Synaptic-Flow code does) instead of at a
+    # sampled threshold in rounds 1 .. rounds-1 (~4x slower on VGG16; the last round is always exact).
+    synflow_exact_rounds: bool = False
     # GraSP: softmax temperature of the Hessian-gradient product.
     grasp_temperature: float = Field(200.0, gt=0)
     # Frankle et al. 2021 controls: permute each layer's mask within the layer; re-draw survivors.

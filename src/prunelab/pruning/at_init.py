@@ -10,14 +10,10 @@ keep, registered in SCORES beside "magnitude"; `loader` yields (images, labels) 
   grasp     w * (H g) with g = dL/dw of the temperature-scaled loss L(f / T) (Wang et al.
             2020). GraSP removes the *largest* S = -w * (H g); keeping the largest w * (H g)
             is the same ranking in this module's "higher = keep" convention.
-  synflow   |w * dR/dw|, R = sum of the outputs of the network with every parameter and
-            buffer replaced by its absolute value (signs restored: the model itself is never
-            changed), fed one all-ones input, BatchNorm in eval mode; float32, redone in
-            float64 when R or a score overflows (products of |w| over ~40+ layers). Iterated:
-            `synflow_rounds` rounds of score-then-prune, round r keeping density d^(r/rounds),
-            the round's mask applied to the weights before the next round scores.
+  synflow   |w * dR/dw| of the all-|.| network fed one all-ones input, iterated over
+            `synflow_rounds` rounds of score-then-prune (synflow.py, which registers it).
 
-Masks keep exact counts (`top_mask`); `min_layer_density` reserves each layer's best
+Masks keep exact counts (selection.py); `min_layer_density` reserves each layer's best
 entries before the global ranking fills the rest, so the total stays exact. The Frankle et
 al. 2021 controls (shuffle each layer's mask, re-draw the surviving weights) are applied
 right after the masks are computed (`after_masks`).
@@ -26,7 +22,6 @@ right after the masks are computed (`after_masks`).
 from __future__ import annotations
 
 import itertools
-import math
 
 import torch
 import torch.nn as nn
@@ -34,7 +29,9 @@ import torch.nn.functional as F
 
 from ..errors import UserError
 from ..log import console
-from .scores import SCORES
+from . import synflow  # registers "synflow" in SCORES
+from .scores import SCORES, eval_mode
+from .selection import select_in_scope
 
 # Methods scored by this module; "magnitude" from a fresh init (start = "init") also takes this path.
 AT_INIT_METHODS = ("random", "snip", "grasp", "synflow")
@@ -62,19 +59,6 @@ def _batches(loader, cfg, method: str) -> list:
     return list(itertools.islice(iter(loader), count))
 
 
-class _EvalMode:
-    """BatchNorm uses its running statistics while scoring (as the Synaptic-Flow code does)."""
-
-    def __init__(self, model: nn.Module):
-        self.model, self.was_training = model, model.training
-
-    def __enter__(self):
-        self.model.eval()
-
-    def __exit__(self, *exc):
-        self.model.train(self.was_training)
-
-
 @SCORES.register("random")
 def random_scores(model: nn.Module, names: list[str], loader=None, cfg=None) -> dict[str, torch.Tensor]:
     """Gaussian noise from the global (seeded) generator: ranks are a uniform permutation."""
@@ -85,7 +69,7 @@ def random_scores(model: nn.Module, names: list[str], loader=None, cfg=None) -> 
 def snip_scores(model: nn.Module, names: list[str], loader=None, cfg=None) -> dict[str, torch.Tensor]:
     weights = _weights(model, names)
     grads = [torch.zeros_like(w) for w in weights]
-    with _EvalMode(model):
+    with eval_mode(model):
         for images, labels in _batches(loader, cfg, "snip"):
             loss = F.cross_entropy(model(images), labels)
             for total, g in zip(grads, torch.autograd.grad(loss, weights)):
@@ -98,7 +82,7 @@ def grasp_scores(model: nn.Module, names: list[str], loader=None, cfg=None) -> d
     temperature = cfg.grasp_temperature if cfg is not None else 200.0
     weights = _weights(model, names)
     batches = _batches(loader, cfg, "grasp")
-    with _EvalMode(model):
+    with eval_mode(model):
         # g: the gradient summed over the batches, held constant (no graph).
         stopped = [torch.zeros_like(w) for w in weights]
         for images, labels in batches:
@@ -116,127 +100,6 @@ def grasp_scores(model: nn.Module, names: list[str], loader=None, cfg=None) -> d
     return {name: w.detach() * hg for name, w, hg in zip(names, weights, hessian_grad)}
 
 
-def _synflow_pass(model: nn.Module, names: list[str], shape: tuple, dtype: torch.dtype, device) -> dict:
-    """|w * dR/dw| with every float parameter and buffer replaced by |.| (cast to `dtype`)."""
-    state = {k: (v.detach().abs().to(dtype) if v.is_floating_point() else v) for k, v in model.state_dict().items()}
-    weights = [state[name].requires_grad_() for name in names]
-    with _EvalMode(model):
-        flow = torch.func.functional_call(model, state, (torch.ones((1, *shape), dtype=dtype, device=device),)).sum()
-        grads = torch.autograd.grad(flow, weights)
-    return {name: (w.detach() * g).abs() for name, w, g in zip(names, weights, grads)}
-
-
-@SCORES.register("synflow")
-def synflow_scores(model: nn.Module, names: list[str], loader=None, cfg=None) -> dict[str, torch.Tensor]:
-    """One round of SynFlow on the model as it is (pruned weights already zero).
-
-    The model itself is never modified: the |.| copies of its tensors go through
-    torch.func.functional_call, so the signs need no restoring. float32 first; if R or a
-    score overflows (deep nets multiply ~20 layers of |w|), the pass is redone in float64.
-    """
-    if loader is None:
-        raise ValueError("score 'synflow' needs one batch to read the input shape from (a loader)")
-    images, _ = next(iter(loader))
-    for dtype in (torch.float32, torch.float64):
-        scores = _synflow_pass(model, names, tuple(images.shape[1:]), dtype, images.device)
-        # One pass: a sum is finite only if every entry is (an overflowing float32 sum errs on the safe side).
-        if bool(torch.isfinite(torch.stack([score.sum(dtype=torch.float64) for score in scores.values()])).all()):
-            return scores
-    raise ValueError("synflow scores overflow even in float64")
-
-
-def top_mask(values: torch.Tensor, keep: int) -> torch.Tensor:
-    """A bool mask of exactly `keep` True entries at the highest values of a 1-d tensor.
-
-    Same result as topk (up to the order among ties) at a fraction of its cost on
-    millions of entries: a threshold band is estimated from a seeded sample, everything
-    above it is kept, and topk runs only inside the band; if the band misses, plain topk.
-    """
-    mask = torch.zeros_like(values, dtype=torch.bool)
-    count = values.numel()
-    if keep <= 0:
-        return mask
-    if keep >= count:
-        return ~mask
-    if count > 1_000_000:
-        generator = torch.Generator().manual_seed(0)
-        sample = values[torch.randint(0, count, (200_000,), generator=generator).to(values.device)].double()
-        sample.clamp_(min=torch.finfo(torch.float64).min)  # pruned (-inf) entries: interpolation stays finite
-        quantile = 1 - keep / count
-        margin = 0.005  # in quantile units; the sample's own standard error is <= 0.0011
-        bounds = torch.tensor([max(quantile - margin, 0.0), min(quantile + margin, 1.0)], dtype=torch.float64)
-        low, high = torch.quantile(sample, bounds.to(values.device)).tolist()
-        above = values > high
-        band = ((values >= low) & ~above).nonzero().flatten()
-        missing = keep - int(above.count_nonzero())  # count_nonzero: ~20x faster than a bool sum
-        if 0 <= missing <= band.numel():
-            mask |= above
-            mask[band[torch.topk(values[band], missing, sorted=False).indices]] = True
-            return mask
-    mask[torch.topk(values, keep, sorted=False).indices] = True
-    return mask
-
-
-def _alive_scores(score: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
-    # Already-pruned entries rank below everything, so masks only shrink.
-    return score.masked_fill(~current, -float("inf")).flatten()
-
-
-def select_with_floor(
-    scores: dict[str, torch.Tensor], current: dict[str, torch.Tensor], density: float, floor: float
-) -> dict[str, torch.Tensor]:
-    """Global masks keeping round(density x total) entries, each layer at least ceil(floor x size).
-
-    The floor's entries are each layer's best; the rest of the budget goes to the best of
-    everything else, so the total is exactly the global target.
-    """
-    total = sum(s.numel() for s in scores.values())
-    alive = {name: int(current[name].count_nonzero()) for name in scores}
-    budget = min(round(density * total), sum(alive.values()))
-    reserved = {name: min(math.ceil(floor * s.numel()), alive[name]) for name, s in scores.items()}
-    if sum(reserved.values()) > budget:
-        raise ValueError(f"min_layer_density {floor} needs {sum(reserved.values())} weights, the target keeps {budget}")
-    flat = {name: _alive_scores(s, current[name]) for name, s in scores.items()}
-    floor_masks = {name: top_mask(flat[name], reserved[name]) for name in scores}
-    # The floor's entries leave the global ranking; pick the rest among the other survivors.
-    if sum(reserved.values()):
-        rest = torch.cat([flat[n].masked_fill(floor_masks[n], -float("inf")) for n in scores])
-    else:
-        rest = torch.cat(list(flat.values()))
-    chosen = top_mask(rest, budget - sum(reserved.values()))
-    new, offset = {}, 0
-    for name, s in scores.items():
-        new[name] = (floor_masks[name] | chosen[offset : offset + s.numel()]).view_as(s)
-        offset += s.numel()
-    return new
-
-
-def select_per_layer(
-    scores: dict[str, torch.Tensor], current: dict[str, torch.Tensor], layer_density: dict[str, float]
-) -> dict[str, torch.Tensor]:
-    """Each named layer keeps min(round(density x size), its survivors) of its own best entries."""
-    new = {}
-    for name, density in layer_density.items():
-        keep = min(round(density * scores[name].numel()), int(current[name].count_nonzero()))
-        new[name] = top_mask(_alive_scores(scores[name], current[name]), keep).view_as(scores[name])
-    return new
-
-
-def _select(cfg, scores, current, density: float, layer_density: dict[str, float]) -> dict[str, torch.Tensor]:
-    if cfg.scope == "layer":
-        # Each layer is at the target on its own; check() refuses a floor above it.
-        return select_per_layer(scores, current, {n: layer_density.get(n, density) for n in scores})
-    masks = select_per_layer(scores, current, layer_density)
-    pooled = {n: s for n, s in scores.items() if n not in layer_density}
-    if pooled:
-        masks.update(select_with_floor(pooled, {n: current[n] for n in pooled}, density, cfg.at_init.min_layer_density))
-    return masks
-
-
-def _density(masks: dict[str, torch.Tensor]) -> float:
-    return sum(int(m.count_nonzero()) for m in masks.values()) / sum(m.numel() for m in masks.values())
-
-
 def round_targets(cfg, k: int) -> tuple[float, dict[str, float]]:
     """(global density, {overridden weight: density}) of pruning round k of cfg.iterations."""
     from .schedule import density_at  # schedule imports this module
@@ -247,35 +110,18 @@ def round_targets(cfg, k: int) -> tuple[float, dict[str, float]]:
     return density_at(final, k, n, cfg.schedule), {name: density_at(d, k, n, cfg.schedule) for name, d in layers.items()}
 
 
-@torch.no_grad()
-def _apply(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
-    params = dict(model.named_parameters())
-    for name, mask in masks.items():
-        params[name].mul_(mask)
-
-
 def at_init_masks(cfg, k: int, model: nn.Module, current: dict[str, torch.Tensor], loader=None) -> dict[str, torch.Tensor]:
-    """The masks of round k: score (SynFlow: `synflow_rounds` times), then select exactly."""
-    names = list(current)
-    score = SCORES.get(cfg.method)
+    """The masks of round k: score (SynFlow: `synflow_rounds` rounds, see synflow.py), then select exactly."""
     density, layer_density = round_targets(cfg, k)
-    rounds = cfg.at_init.synflow_rounds if cfg.method == "synflow" else 1
-    start = {name: _density({name: current[name]}) for name in layer_density}
-    start_global = _density({n: m for n, m in current.items() if n not in layer_density} or current)
-    masks = dict(current)
-    for r in range(1, rounds + 1):
-        if cfg.method == "magnitude":
-            scores = score(model, names)
-        else:
-            scores = score(model, names, loader=loader, cfg=cfg.at_init)
-        # Exponential from the current density to the round's target: d^(r/rounds) from dense.
-        step = r / rounds
-        round_density = density if r == rounds else start_global * (density / start_global) ** step
-        round_layers = {n: d if r == rounds else start[n] * (d / start[n]) ** step for n, d in layer_density.items()}
-        masks = _select(cfg, scores, masks, round_density, round_layers)
-        if r < rounds:
-            _apply(model, masks)  # the next round scores the pruned network
-    return masks
+    names = list(current)
+    if cfg.method == "synflow":
+        scores, current = synflow.iterate(cfg, model, current, loader, density, layer_density)
+    elif cfg.method == "magnitude":
+        scores = SCORES.get("magnitude")(model, names)
+    else:
+        scores = SCORES.get(cfg.method)(model, names, loader=loader, cfg=cfg.at_init)
+    # Under scope "layer" each layer is at the target on its own; check() refuses a floor above it.
+    return select_in_scope(cfg.scope, scores, current, density, layer_density, cfg.at_init.min_layer_density)
 
 
 # ---- the prune stage's hooks: checks, controls, collapse and achieved-vs-target reporting ----

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Callable
 
 import torch
@@ -17,3 +18,14 @@ SCORES: Registry[Score] = Registry("score")
 def magnitude(model: nn.Module, names: list[str]) -> dict[str, torch.Tensor]:
     params = dict(model.named_parameters())
     return {name: params[name].detach().abs() for name in names}
+
+
+@contextmanager
+def eval_mode(model: nn.Module):
+    """BatchNorm uses its running statistics while scoring (as the Synaptic-Flow code does)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
