@@ -268,7 +268,7 @@ def test_synflow_benchmark_rows_compare_with_exact_rounds():
     from prunelab.bench_at_init import synflow_timing
 
     rows = synflow_timing(arch="resnet20", rounds=3, repeats=1)
-    assert [r["rounds"].split()[0] for r in rows] == ["3", "3", "2"]
+    assert [r["run"].split()[0] for r in rows] == ["3", "3", "2"]
     shared = "kept weights shared with the exact 3-round mask (seed 0)"
     assert rows[1][shared] == "100.0%"  # the exact run against itself
     assert all(float(r["achieved density"]) == pytest.approx(0.1, abs=1e-5) for r in rows)

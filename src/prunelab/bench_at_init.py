@@ -66,7 +66,7 @@ def synflow_timing(arch: str = "vgg16", rounds: int = 100, compression: float = 
         total = sum(m.numel() for m in masks.values())
         median = statistics.median(seconds)
         rows.append({
-            "rounds": f"{count} ({label})",
+            "run": f"{count} rounds, {label}",
             "seconds (median)": f"{median:.2f}",
             "seconds (each)": ", ".join(f"{s:.2f}" for s in seconds),
             "ms per round": f"{1000 * median / count:.0f}",
