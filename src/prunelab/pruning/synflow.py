@@ -24,13 +24,13 @@ import torch.nn as nn
 from .scores import SCORES, eval_mode
 from .selection import alive_scores, floor_counts, sampled_threshold, select_in_scope, top_mask
 
-Masks = dict[str, torch.Tensor]
+Named = dict[str, torch.Tensor]  # by parameter name: masks or scores
 
 
 class AbsoluteNetwork:
     """|.| copies of a model's float tensors in one dtype; the scored weights are autograd leaves."""
 
-    def __init__(self, model: nn.Module, names: list[str], masks: Masks | None = None, dtype=torch.float32):
+    def __init__(self, model: nn.Module, names: list[str], masks: Named | None = None, dtype=torch.float32):
         self.model, self.names = model, names
         state = {k: (v.detach().abs().to(dtype) if v.is_floating_point() else v) for k, v in model.state_dict().items()}
         if masks is not None:
@@ -72,12 +72,12 @@ class AbsoluteNetwork:
             raise ValueError("synflow scores overflow even in float64")
         return scores
 
-    def alive(self) -> Masks:
+    def alive(self) -> Named:
         """Weights still in the network: pruning zeroes the copies (a weight that is exactly 0 carries no flow)."""
         return {name: w.detach() != 0 for name, w in zip(self.names, self.weights)}
 
     @torch.no_grad()
-    def keep(self, masks: Masks) -> None:
+    def keep(self, masks: Named) -> None:
         for name, w in zip(self.names, self.weights):
             w.mul_(masks[name])
 
@@ -100,7 +100,7 @@ def input_shape(loader) -> tuple[tuple, torch.device]:
 
 
 @SCORES.register("synflow")
-def synflow_scores(model: nn.Module, names: list[str], loader=None, cfg=None) -> Masks:
+def synflow_scores(model: nn.Module, names: list[str], loader=None, cfg=None) -> Named:
     """One round of SynFlow on the model as it is (pruned weights already zero)."""
     shape, device = input_shape(loader)
     return dict(zip(names, AbsoluteNetwork(model, names).scores_or_promote(shape, device)))
@@ -115,7 +115,7 @@ def _toward(start: float, final: float, step: float) -> float:
     return start * (final / start) ** step if start > 0 else 0.0
 
 
-def _approximate_round(network: AbsoluteNetwork, scores: Masks, scope: str, density: float,
+def _approximate_round(network: AbsoluteNetwork, scores: Named, scope: str, density: float,
                        layer_density: dict[str, float], floor: float, generator: torch.Generator) -> None:
     """Prune to about these densities at sampled thresholds; the floor's entries are exact."""
     names = network.names
@@ -137,7 +137,7 @@ def _approximate_round(network: AbsoluteNetwork, scores: Masks, scope: str, dens
     network.prune_below([scores[n] for n in names], [thresholds[n] for n in names], [floors[n] for n in names])
 
 
-def iterate(cfg, model: nn.Module, current: Masks, loader, density: float, layer_density: dict[str, float]):
+def iterate(cfg, model: nn.Module, current: Named, loader, density: float, layer_density: dict[str, float]):
     """Rounds 1 .. rounds-1 of SynFlow; returns (the last round's scores, the weights alive before it)."""
     names, at = list(current), cfg.at_init
     shape, device = input_shape(loader)
