@@ -272,3 +272,31 @@ def test_synflow_benchmark_rows_compare_with_exact_rounds():
     shared = "kept weights shared with the exact 3-round mask (seed 0)"
     assert rows[1][shared] == "100.0%"  # the exact run against itself
     assert all(float(r["achieved density"]) == pytest.approx(0.1, abs=1e-5) for r in rows)
+
+
+def test_pre_training_is_shared_between_runs_and_every_epoch_is_logged(tiny_config, capsys):
+    path = tiny_config(
+        data={"train_subset": 300, "test_subset": 200},
+        prune={"method": "magnitude", "start": "init", "scope": "global", "sparsity": 0.9, "iterations": 1,
+               "finetune": {"epochs": 2, "lr": 0.01}, "at_init": {"pre_epochs": 1}},
+    )
+    first = config.load(path)
+    get_dataset(first)
+    prune(first)
+    # A second run at another compression (as in a sweep) reuses the one pre-trained model.
+    second = config.load(path, ["name=\"other\"", "prune.sparsity=0.8"])
+    capsys.readouterr()
+    prune(second)
+    assert "resuming pre-train" in capsys.readouterr().out
+    shared = list((paths.run_dir(first).parent / "_pretrained").glob("*.pt"))
+    assert len(shared) == 1
+    # Magnitude after pre-training: the kept weights are the largest of the pre-trained ones.
+    pretrained = load_torch(shared[0])["model"]
+    masks = load_torch(paths.pruned(first))["masks"]
+    kept = torch.cat([pretrained[n].abs().flatten()[masks[n].flatten()] for n in masks])
+    dropped = torch.cat([pretrained[n].abs().flatten()[~masks[n].flatten()] for n in masks])
+    assert kept.min() >= dropped.max()
+    rows = list(csv.DictReader(paths.prune_train_log(first).open()))
+    assert [(r["phase"], r["round"], r["epoch"]) for r in rows] == [
+        ("pre-train", "0", "1"), ("fine-tune", "1", "1"), ("fine-tune", "1", "2")]
+    assert all(float(r["train_loss"]) > 0 and float(r["test_loss"]) > 0 for r in rows)

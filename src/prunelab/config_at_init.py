@@ -9,6 +9,7 @@ from .config_base import Section
 
 class AtInitConfig(Section):
     # Epochs of dense training (with [train]'s optimizer) before scoring; 0 = score at init.
+    # Kept in <results_root>/_pretrained/ and shared by runs with the same seed, data, model and [train].
     pre_epochs: int = Field(0, ge=0)
     # Batches of training data the data-driven scores (SNIP, GraSP) average over.
     score_batches: int = Field(1, ge=1)

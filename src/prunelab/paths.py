@@ -33,9 +33,14 @@ def train_log(exp: Experiment) -> Path:
     return run_dir(exp) / "train_log.csv"
 
 
-def pretrain_state(exp: Experiment) -> Path:
-    """Dense training before scoring, for scores applied after `pre_epochs` (resumable)."""
-    return run_dir(exp) / "pretrain_state.pt"
+def pretrain_state(exp: Experiment, key: str) -> Path:
+    """Dense training before scoring, for scores applied after `pre_epochs` (resumable).
+
+    Shared by every experiment under the same results root whose seed, data, model and
+    pre-training give the same `key` (a stage hash): a sweep's cells at different
+    compressions or methods pre-train once per seed.
+    """
+    return Path(exp.results_root) / "_pretrained" / f"{exp.model.arch}_seed{exp.seed}_{key}.pt"
 
 
 def prune_round(exp: Experiment, round_index: int) -> Path:
@@ -53,6 +58,11 @@ def pruned(exp: Experiment) -> Path:
 
 def prune_log(exp: Experiment) -> Path:
     return run_dir(exp) / "prune_log.csv"
+
+
+def prune_train_log(exp: Experiment) -> Path:
+    """Per-epoch training and test loss and accuracy of the prune stage's training (pre-training, fine-tuning)."""
+    return run_dir(exp) / "prune_train_log.csv"
 
 
 def metrics(exp: Experiment) -> Path:

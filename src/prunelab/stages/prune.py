@@ -1,4 +1,5 @@
-"""prune: dense.pt -> rounds of (mask, fine-tune under the masks) -> pruned.pt, prune_log.csv."""
+"""prune: dense.pt -> rounds of (mask, fine-tune under the masks) -> pruned.pt, prune_log.csv and
+prune_train_log.csv (every training epoch's train and test loss)."""
 
 from __future__ import annotations
 
@@ -54,9 +55,12 @@ def prune(exp: Experiment, force: bool = False) -> None:
         checkpoints.load_into(model, dense, paths.dense(exp))
     at_init.check(exp)
     train_loader, test_loader = make_loaders(exp, load_splits(exp), device)
+    epoch_log: list[dict] = []  # every training epoch of this stage, for prune_train_log.csv
     if cfg.start == "init" and cfg.at_init.pre_epochs > 0:  # score after a few epochs of dense training ([train]'s recipe)
         pre = exp.train.model_copy(update={"epochs": cfg.at_init.pre_epochs})
-        fit(model, train_loader, test_loader, pre, paths.pretrain_state(exp), config_hash, description="pre-train")
+        key = exp.model_copy(update={"train": pre}).stage_hash("train")  # a dense run of pre_epochs epochs
+        pre_log = fit(model, train_loader, test_loader, pre, paths.pretrain_state(exp, key), key, description="pre-train")
+        epoch_log += [{"phase": "pre-train", "round": 0, **row} for row in pre_log]
     names = prunable_parameters(model, cfg.prune_bias, cfg.prune_classifier)
     _check_layer_names(exp, names)
     params = dict(model.named_parameters())
@@ -71,6 +75,7 @@ def prune(exp: Experiment, force: bool = False) -> None:
         model.load_state_dict(state["model"])
         masks = MaskSet(model, state["masks"])
         log = list(state["log"])
+        epoch_log = list(state.get("epoch_log", epoch_log))
         console.print(f"resuming prune after round {done}/{cfg.iterations}")
     for k in range(done + 1, cfg.iterations + 1):
         if force:
@@ -86,6 +91,7 @@ def prune(exp: Experiment, force: bool = False) -> None:
             model, train_loader, test_loader, finetune_cfg, paths.finetune_state(exp, k), config_hash,
             masks=masks, description=f"round {k}/{cfg.iterations} fine-tune",
         )
+        epoch_log += [{"phase": "fine-tune", "round": k, **row} for row in finetune_log]
         after = evaluate(model, test_loader)
         density = masks.density()
         row = {
@@ -100,7 +106,8 @@ def prune(exp: Experiment, force: bool = False) -> None:
         }
         log.append(row)
         checkpoints.save(
-            paths.prune_round(exp, k), model, config_hash, masks=masks.state(), arch=exp.model.arch, round=k, log=log
+            paths.prune_round(exp, k), model, config_hash, masks=masks.state(), arch=exp.model.arch, round=k, log=log,
+            epoch_log=epoch_log,
         )
         paths.finetune_state(exp, k).unlink(missing_ok=True)
         console.print(
@@ -108,5 +115,6 @@ def prune(exp: Experiment, force: bool = False) -> None:
             f"accuracy {after_prune['accuracy']:.2f}% after pruning, {after['accuracy']:.2f}% after fine-tuning"
         )
     checkpoints.write_csv(paths.prune_log(exp), log)
+    checkpoints.write_csv(paths.prune_train_log(exp), epoch_log)
     checkpoints.save(out, model, config_hash, masks=masks.state(), arch=exp.model.arch, log=log)
     console.print(f"[green]{out}[/]: {1 / masks.density():.2f}x compression of the prunable weights")
