@@ -171,13 +171,16 @@ def test_synflow_rounds_keep_the_floor_and_each_layer_scope_target(exact):
     assert all(int(new[n].sum()) == round(0.2 * sizes[n]) for n in names)
 
 
-def test_layer_scope_gives_each_layer_the_target():
+def _random_masks(scope: str) -> dict[str, torch.Tensor]:
+    """Random at-init masks of LeNet-300-100 at density 0.1 under this scope."""
     torch.manual_seed(0)
     model = build("lenet300_100")
-    names = prunable_parameters(model)
-    cfg = PruneConfig(method="random", start="init", scope="layer", density=0.1)
-    new = at_init_masks(cfg, 1, model, MaskSet.ones(model, names).masks)
-    for name, mask in new.items():
+    cfg = PruneConfig(method="random", start="init", scope=scope, density=0.1)
+    return at_init_masks(cfg, 1, model, MaskSet.ones(model, prunable_parameters(model)).masks)
+
+
+def test_layer_scope_gives_each_layer_the_target():
+    for name, mask in _random_masks("layer").items():
         assert int(mask.sum()) == round(0.1 * mask.numel())
 
 
@@ -197,12 +200,7 @@ def test_floor_prevents_collapse_and_keeps_the_total_exact():
 
 
 def test_random_global_masks_are_uniform_across_layers():
-    torch.manual_seed(0)
-    model = build("lenet300_100")
-    names = prunable_parameters(model)
-    cfg = PruneConfig(method="random", start="init", scope="global", density=0.1)
-    new = at_init_masks(cfg, 1, model, MaskSet.ones(model, names).masks)
-    for mask in new.values():
+    for mask in _random_masks("global").values():
         assert abs(mask.float().mean().item() - 0.1) < 0.02
 
 

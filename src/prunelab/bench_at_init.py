@@ -73,8 +73,6 @@ def synflow_timing(arch: str = "vgg16", rounds: int = 100, compression: float = 
             "exact-rounds time / this": f"{statistics.median(exact_seconds) / median:.2f}x",
             "achieved density": f"{kept / total:.6f}",
             f"kept weights shared with the exact {rounds}-round mask (seed 0)": f"{100 * _shared(masks, exact_masks):.1f}%",
+            "CPU threads": str(torch.get_num_threads()),
         })
-    threads = torch.get_num_threads()
-    for row in rows:
-        row["CPU threads"] = str(threads)
     return rows

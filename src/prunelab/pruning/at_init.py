@@ -113,13 +113,10 @@ def round_targets(cfg, k: int) -> tuple[float, dict[str, float]]:
 def at_init_masks(cfg, k: int, model: nn.Module, current: dict[str, torch.Tensor], loader=None) -> dict[str, torch.Tensor]:
     """The masks of round k: score (SynFlow: `synflow_rounds` rounds, see synflow.py), then select exactly."""
     density, layer_density = round_targets(cfg, k)
-    names = list(current)
     if cfg.method == "synflow":
         scores, current = synflow.iterate(cfg, model, current, loader, density, layer_density)
-    elif cfg.method == "magnitude":
-        scores = SCORES.get("magnitude")(model, names)
     else:
-        scores = SCORES.get(cfg.method)(model, names, loader=loader, cfg=cfg.at_init)
+        scores = SCORES.get(cfg.method)(model, list(current), loader=loader, cfg=cfg.at_init)
     # Under scope "layer" each layer is at the target on its own; check() refuses a floor above it.
     return select_in_scope(cfg.scope, scores, current, density, layer_density, cfg.at_init.min_layer_density)
 

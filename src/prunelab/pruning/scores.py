@@ -1,4 +1,6 @@
-"""Importance scores: callables (model, parameter names) -> {name: score tensor}; higher = keep."""
+"""Importance scores: callables (model, parameter names, loader=None, cfg=None) -> {name: score
+tensor}; higher = keep. `loader` (training batches) and `cfg` ([prune.at_init]) serve the
+data-driven scores; magnitude ignores them."""
 
 from __future__ import annotations
 
@@ -10,12 +12,12 @@ import torch.nn as nn
 
 from ..registry import Registry
 
-Score = Callable[[nn.Module, list[str]], dict[str, torch.Tensor]]
+Score = Callable[..., dict[str, torch.Tensor]]  # (model, names, loader=None, cfg=None)
 SCORES: Registry[Score] = Registry("score")
 
 
 @SCORES.register("magnitude")
-def magnitude(model: nn.Module, names: list[str]) -> dict[str, torch.Tensor]:
+def magnitude(model: nn.Module, names: list[str], loader=None, cfg=None) -> dict[str, torch.Tensor]:
     params = dict(model.named_parameters())
     return {name: params[name].detach().abs() for name in names}
 
