@@ -14,13 +14,19 @@ import torch.nn.functional as F
 from prunelab import config, paths
 from prunelab.atomic import load_torch
 from prunelab.cli import run
-from prunelab.config import AtInitConfig, PruneConfig
+from prunelab.config import schema
+from prunelab.families.at_init.bench import synflow_timing
+from prunelab.families.at_init.controls import collapsed_layers, shuffle_masks
+from prunelab.families.at_init.scores import at_init_masks
+from prunelab.families.at_init.settings import AtInitConfig
+from prunelab.families.at_init.synflow import AbsoluteNetwork
 from prunelab.models import build
-from prunelab.pruning import MaskSet, SCORES, prunable_parameters, round_masks
-from prunelab.pruning.at_init import at_init_masks, collapsed_layers, shuffle_masks
+from prunelab.pruning.masks import MaskSet, prunable_parameters
+from prunelab.pruning.scores import SCORES
 from prunelab.pruning.selection import select_with_floor, top_mask
-from prunelab.pruning.synflow import AbsoluteNetwork
 from prunelab.stages import get_dataset, prune
+
+PruneConfig = schema.current().prune  # [prune] with every family's keys
 
 
 def _batches(count: int = 2, size: int = 16, features: int = 8, classes: int = 3, seed: int = 0) -> list:
@@ -134,7 +140,7 @@ def test_synflow_rounds_follow_the_schedule_and_the_last_is_exact(monkeypatch, e
 
     monkeypatch.setattr(AbsoluteNetwork, "scores", counting)
     masks = MaskSet.ones(model, names)
-    new = round_masks(cfg, 1, model, masks.masks, {}, loader=[(torch.zeros(2, 1, 28, 28), None)])
+    new = at_init_masks(cfg, 1, model, masks.masks, loader=[(torch.zeros(2, 1, 28, 28), None)])
     total = sum(m.numel() for m in new.values())
     assert sum(int(m.sum()) for m in new.values()) == round(total / 20)  # the last round: exact
     # Round r scores the network pruned by round r - 1 to density 20^(-(r-1)/4): exactly, or
@@ -263,8 +269,6 @@ def test_floor_above_the_target_names_the_key(tiny_config, capsys):
 
 
 def test_synflow_benchmark_rows_compare_with_exact_rounds():
-    from prunelab.bench_at_init import synflow_timing
-
     rows = synflow_timing(arch="resnet20", rounds=3, repeats=1)
     assert [r["run"].split()[0] for r in rows] == ["3", "3", "2"]
     shared = "kept weights shared with the exact 3-round mask (seed 0)"

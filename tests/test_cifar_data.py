@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from prunelab import config, paths
-from prunelab.data import DATASETS, load_splits, make_loaders
-from prunelab.data import fetch
+from prunelab.data import DATASETS, download
+from prunelab.data.loader import load_splits, make_loaders
 from prunelab.errors import UserError
 from prunelab.stages import get_dataset
 
@@ -143,7 +143,7 @@ def test_download_checks_the_md5(tmp_path, small_specs, monkeypatch):
             return False
 
     served = []
-    monkeypatch.setattr(fetch.urllib.request, "urlopen", lambda url, timeout: served.append(url) or Response(payload))
+    monkeypatch.setattr(download.urllib.request, "urlopen", lambda url, timeout: served.append(url) or Response(payload))
     exp = _experiment(tmp_path / "wrong", "cifar10", None)
     with pytest.raises(UserError, match="could not download cifar-10-python.tar.gz .*checksum mismatch"):
         get_dataset(exp)

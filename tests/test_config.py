@@ -10,6 +10,7 @@ import pytest
 
 from prunelab import config
 from prunelab.cli import run
+from prunelab.config.load import tomllib
 from prunelab.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -104,6 +105,6 @@ def test_readme_config_reference_is_a_valid_config():
     """The README's annotated config block must stay loadable, sweep section included."""
     text = (REPO / "README.md").read_text()
     block = text.split("## Config reference", 1)[1].split("```toml", 1)[1].split("```", 1)[0]
-    exp = config.parse(config.tomllib.loads(block), "README.md")
+    exp = config.parse(tomllib.loads(block), "README.md")
     assert exp.sweep is not None and exp.sweep.kind == "at_init"
     assert exp.prune.target_density() == pytest.approx(1 / 11)

@@ -11,7 +11,7 @@ import torch
 
 from prunelab import config, paths
 from prunelab.cli import run
-from prunelab.data import load_splits, make_loaders
+from prunelab.data.loader import load_splits, make_loaders
 from prunelab.data.fetch import get_dataset
 from prunelab.data.loader import random_crop, random_flip
 from prunelab.errors import UserError

@@ -12,12 +12,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from prunelab import config, paths, regularizer_sweep
+from prunelab import checkpoints, config, paths
 from prunelab.cli import run
+from prunelab.families.deephoyer import frontier
+from prunelab.families.deephoyer.frontier import DECAY_KEY, KIND_KEY, Point, compare, sparsest_at, verdict
+from prunelab.families.deephoyer.report import sections
+from prunelab.families.deephoyer.structure import sequential_links, structure_stats
+from prunelab.family import ReportInputs
 from prunelab.models import build
-from prunelab.pruning.structure import sequential_links, structure_stats
-from prunelab.regularizer_sweep import DECAY_KEY, KIND_KEY, Point, compare, sparsest_at, verdict
-from prunelab.structure_report import sections as structure_sections
 
 from conftest import tiny_raw, to_toml
 
@@ -139,6 +141,11 @@ def _lenet5_caffe_pruned() -> tuple[nn.Module, nn.Module]:
     return dense, pruned
 
 
+def structure_sections(exp, dense, pruned, checkpoint) -> list[str]:
+    """The DeepHoyer family's report sections for these models (metrics.json is not read)."""
+    return sections(ReportInputs(exp, dense, pruned, checkpoint, measured={}))
+
+
 def _exp(**train) -> config.Experiment:
     raw = {"name": "x", "model": {"arch": "lenet5_caffe"}, "train": train,
            "prune": {"method": "threshold", "std_ratio": 0.25, "granularity": "structure"}}
@@ -166,8 +173,6 @@ def test_structure_section_on_known_zero_filters():
 
 
 def test_structure_section_names_the_starting_dense_model(tmp_path):
-    from prunelab.stages import checkpoints
-
     dense, pruned = _lenet5_caffe_pruned()
     source = tmp_path / "dense.pt"
     checkpoints.save(source, dense, "hash", log=[{"test_accuracy": 90.0}, {"test_accuracy": 91.0}])
@@ -237,22 +242,22 @@ def test_frontier_report_says_yes_when_hoyer_square_dominates(tmp_path):
     _write_han(tmp_path, 88.9, 150)
     summary = _summary([("l1", 1e-5, 89.0, 200), ("l1", 1e-4, 88.0, 100), ("hoyer_square", 1e-5, 89.1, 100),
                         ("hoyer_square", 1e-4, 88.0, 40), ("hoyer", 1e-3, None, None)])
-    regularizer_sweep.write_report(exp, summary)
+    frontier.write_report(exp, summary, {})
     report = paths.report(exp).read_text()
     assert "Hoyer-Square vs L1: **yes**" in report
     assert "Hoyer-Square vs Han magnitude pruning: **yes**" in report
     assert "the magnitude pipeline fine-tuned 7 epochs over 2 prune rounds" in report
     assert "Not measured yet (1): `hoyer-0.001`" in report
     assert "| L1 " in report and "| Han magnitude (reference)" in report
-    png = paths.run_dir(exp) / regularizer_sweep.FRONTIER_PNG
+    png = paths.run_dir(exp) / frontier.FRONTIER_PNG
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert f"]({regularizer_sweep.FRONTIER_PNG})" in report
+    assert f"]({frontier.FRONTIER_PNG})" in report
 
 
 def test_frontier_report_says_no_and_names_a_missing_reference(tmp_path):
     exp = _sweep_exp(tmp_path)
     summary = _summary([("l1", 1e-4, 89.0, 50), ("hoyer_square", 1e-4, 89.0, 100)])
-    regularizer_sweep.write_report(exp, summary)
+    frontier.write_report(exp, summary, {})
     report = paths.report(exp).read_text()
     assert "Hoyer-Square vs L1: **no**" in report and "L1 (decay 0.0001): 89.00% at 5.000% nonzero" in report
     assert "lenet300_100_fashion/metrics.json` is missing" in report
@@ -279,8 +284,6 @@ def test_regularized_threshold_run_end_to_end(tmp_path, synthetic_source):
     assert "## Structure: zero filters and channels" in report
     assert "threshold after training with group_hoyer_square (decay 0.001)" in report
     # The section's totals are those of the pruned checkpoint, counted with propagation.
-    from prunelab.stages import checkpoints
-
     model = checkpoints.build_model(exp, torch.load(paths.pruned(exp), weights_only=True), paths.pruned(exp))
     total = structure_stats(model, (1, 28, 28), propagate=True)["total"]
     assert f"{round(total['structural_macs']):,}" in report
@@ -288,8 +291,6 @@ def test_regularized_threshold_run_end_to_end(tmp_path, synthetic_source):
 
 
 def test_regularizer_layers_select_and_check_names(tiny_config, capsys):
-    from prunelab.cli import run
-
     path = tiny_config(model={"arch": "lenet5"}, train={"epochs": 1, "regularizer": {"kind": "group_hoyer_square", "decay": 1e-3, "layers": ["conv9"]}})
     assert run("train", [str(path)]) == 2
     err = capsys.readouterr().err.strip()

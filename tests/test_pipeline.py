@@ -8,11 +8,11 @@ import json
 import pytest
 import torch
 
-from prunelab import config, paths
+from prunelab import checkpoints, config, paths
+from prunelab import train as train_module
 from prunelab.atomic import load_torch
 from prunelab.cli import run
 from prunelab.stages import get_dataset, prune, train
-from prunelab.stages import checkpoints
 
 from conftest import REAL_FASHION
 
@@ -54,8 +54,6 @@ def test_interrupted_training_resumes_to_identical_weights(tiny_config, monkeypa
     reference = load_torch(paths.dense(exp))["model"]
 
     other = config.load(path, [f"results_root={json.dumps(str(path.parent / 'results2'))}"])
-    from prunelab import train as train_module
-
     real_evaluate = train_module.evaluate
     calls = {"n": 0}
 

@@ -5,12 +5,20 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prunelab.config import FinetuneConfig, PruneConfig
-from prunelab.data import TensorLoader
-from prunelab.models import build
-from prunelab.pruning import MaskSet, density_at, prunable_parameters, round_masks, select_masks
+from prunelab import checkpoints
 from prunelab import train as train_module
-from prunelab.train import fit
+from prunelab.atomic import load_torch
+from prunelab.config import FinetuneConfig
+from prunelab.config import schema
+from prunelab.data.loader import TensorLoader
+from prunelab.families.magnitude.pruner import magnitude_masks
+from prunelab.models import build
+from prunelab.pruning.masks import MaskSet, prunable_parameters
+from prunelab.pruning.schedule import density_at
+from prunelab.pruning.selection import select_masks
+from prunelab.train import KeepMasks, fit
+
+PruneConfig = schema.current().prune  # [prune] with every family's keys
 
 
 def test_prunable_parameters_skip_biases_and_classifier_by_default():
@@ -58,7 +66,7 @@ def test_masks_only_shrink_and_schedule_reaches_target():
         with torch.no_grad():  # perturb weights so a naive re-ranking would revive pruned entries
             for n, p in model.named_parameters():
                 p.add_(torch.randn_like(p))
-        masks.update(round_masks(cfg, k, model, masks.masks, std))
+        masks.update(magnitude_masks(cfg, k, model, masks.masks, std))
         for n in names:
             assert not (masks.masks[n] & ~previous[n]).any()
             previous[n] = masks.masks[n].clone()
@@ -74,7 +82,7 @@ def test_quality_times_std_threshold():
     masks = MaskSet.ones(model, names)
     params = dict(model.named_parameters())
     std = {n: params[n].detach().std().item() for n in names}
-    masks.update(round_masks(cfg, 2, model, masks.masks, std))
+    masks.update(magnitude_masks(cfg, 2, model, masks.masks, std))
     for n in names:
         expected = params[n].detach().abs() > std[n]
         assert torch.equal(masks.masks[n], expected)
@@ -124,7 +132,7 @@ def test_pruned_weights_stay_exactly_zero_through_training(tmp_path, monkeypatch
     monkeypatch.setattr(train_module, "build_optimizer", build_and_watch)
     cfg = FinetuneConfig(epochs=2, lr=0.05, **optim)
     loader = _loader()
-    fit(model, loader, _loader(64, 1), cfg, tmp_path / "state.pt", "h", masks=masks)
+    fit(model, loader, _loader(64, 1), cfg, tmp_path / "state.pt", "h", hooks=[KeepMasks(masks)])
     for n in names:
         after = params[n].detach()
         assert (after[~masks.masks[n]] == 0).all()
@@ -134,9 +142,6 @@ def test_pruned_weights_stay_exactly_zero_through_training(tmp_path, monkeypatch
 
 
 def test_masks_and_weights_survive_a_weights_only_round_trip(tmp_path):
-    from prunelab.stages import checkpoints
-    from prunelab.atomic import load_torch
-
     torch.manual_seed(0)
     model = build("lenet300_100")
     names = prunable_parameters(model)

@@ -9,16 +9,20 @@ import pytest
 import torch
 import torch.nn as nn
 
-from prunelab import config, regularizers
+from prunelab import config, family
+from prunelab.config import schema
 from prunelab.errors import UserError
-from prunelab.pruning import MaskSet, prunable_parameters, round_masks
-from prunelab.pruning.structure import structure_stats
-from prunelab.pruning.threshold import threshold_round_masks
-from prunelab.regularizers import REGULARIZERS, build_regularizer, group_norms, regularizer_kind
+from prunelab.families.deephoyer import regularizers
+from prunelab.families.deephoyer.regularizers import REGULARIZERS, build_regularizer, group_norms, regularizer_kind
+from prunelab.families.deephoyer.settings import RegularizerConfig
+from prunelab.families.deephoyer.structure import structure_stats
+from prunelab.families.deephoyer.threshold import ThresholdPruner, threshold_round_masks
+from prunelab.pruning.masks import MaskSet, prunable_parameters
+from prunelab.stages.train import train
 
 
-def _prune_cfg(**fields) -> config.PruneConfig:
-    return config.PruneConfig(method="threshold", **fields)
+def _prune_cfg(**fields):
+    return schema.current().prune(method="threshold", **fields)
 
 
 # ---------------------------------------------------------------- values
@@ -91,7 +95,7 @@ def test_group_gradient_is_zero_on_a_zero_group():
 def test_kinds_and_config_literal_match_the_registry():
     assert {regularizer_kind(n) for n in ("l1", "hoyer", "hoyer_square", "transformed_l1")} == {"element"}
     assert {regularizer_kind(n) for n in ("group_lasso", "group_hoyer_square")} == {"structure"}
-    literal = typing.get_args(config.RegularizerConfig.model_fields["kind"].annotation)
+    literal = typing.get_args(RegularizerConfig.model_fields["kind"].annotation)
     assert sorted(literal) == REGULARIZERS.names()
 
 
@@ -105,7 +109,7 @@ def _tiny_net() -> nn.Module:
 
 def test_build_regularizer_sums_prunable_weights_times_decay():
     model = _tiny_net()
-    cfg = config.RegularizerConfig(kind="hoyer_square", decay=0.01)
+    cfg = RegularizerConfig(kind="hoyer_square", decay=0.01)
     penalty = build_regularizer(cfg, model, prunable_parameters(model))
     params = dict(model.named_parameters())
     expected = 0.01 * sum(regularizers.hoyer_square(params[n]).item() for n in ("0.weight", "2.weight"))
@@ -117,7 +121,7 @@ def test_build_regularizer_sums_prunable_weights_times_decay():
 
 def test_build_regularizer_zero_decay_and_default_names():
     model = _tiny_net()
-    penalty = build_regularizer(config.RegularizerConfig(kind="group_lasso", decay=0), model)
+    penalty = build_regularizer(RegularizerConfig(kind="group_lasso", decay=0), model)
     assert penalty(model).item() == 0
     assert penalty.kind == "structure"
 
@@ -129,7 +133,6 @@ def test_element_threshold_fixed_and_std_ratio():
     model = nn.Sequential(nn.Linear(4, 2), nn.Linear(2, 2))
     with torch.no_grad():
         model[0].weight.copy_(torch.tensor([[0.1, -0.5, 2.0, 0.0], [-3.0, 0.2, 0.05, 1.0]]))
-    names = ["0.weight"]
     current = {"0.weight": torch.ones(2, 4, dtype=torch.bool)}
     masks = threshold_round_masks(_prune_cfg(threshold=0.3), model, current)
     assert masks["0.weight"].tolist() == [[False, True, True, False], [True, False, False, True]]
@@ -137,9 +140,8 @@ def test_element_threshold_fixed_and_std_ratio():
     t = ratio * model[0].weight.detach().std().item()
     masks = threshold_round_masks(_prune_cfg(std_ratio=ratio), model, current)
     assert torch.equal(masks["0.weight"], model[0].weight.detach().abs() > t)
-    # round_masks dispatches method = "threshold" here
-    via_schedule = round_masks(_prune_cfg(threshold=0.3), 1, model, current, {n: 1.0 for n in names})
-    assert via_schedule["0.weight"].tolist() == [[False, True, True, False], [True, False, False, True]]
+    # method = "threshold" selects the DeepHoyer family, whose rounds are these masks
+    assert family.select(_prune_cfg(threshold=0.3)).pruner is ThresholdPruner
 
 
 def test_threshold_masks_only_shrink():
@@ -237,8 +239,6 @@ def test_regularizer_config():
 
 
 def test_missing_pretrained_is_a_user_error(tmp_path):
-    from prunelab.stages.train import train
-
     exp = config.parse({"name": "x", "device": "cpu", "results_root": str(tmp_path),
                         "train": {"pretrained": str(tmp_path / "nope.pt")}}, "x.toml")
     with pytest.raises(UserError, match=r"^x\.toml: train\.pretrained: .*nope\.pt not found$"):

@@ -14,18 +14,17 @@ import torch
 import torch.nn as nn
 import torch_pruning as tp
 
-from prunelab import config, paths
+from prunelab import checkpoints, config, paths
 from prunelab.atomic import load_torch
-from prunelab.bench_structured import vgg16_a, vgg16_a_ratios
 from prunelab.cli import run
 from prunelab.errors import UserError
+from prunelab.families.filters.bench import vgg16_a, vgg16_a_ratios
+from prunelab.families.filters.criteria import LayerwiseImportance, make_importance
+from prunelab.families.filters.pruner import counts
+from prunelab.families.filters.rebuild import architecture_of, out_channels, rebuild_model
+from prunelab.families.filters.remove import Targets, dependency_graph, remove_filters, resolve_targets
 from prunelab.models import MODELS, build
 from prunelab.pruning.masks import classifier_name
-from prunelab.stages import checkpoints
-from prunelab.structured.criteria import make_importance
-from prunelab.structured.rebuild import architecture_of, out_channels, rebuild_model
-from prunelab.structured.remove import Targets, dependency_graph, remove_filters, resolve_targets
-from prunelab.structured.stage import counts
 
 REPO = Path(__file__).resolve().parents[1]
 CIFAR_MODELS = [name for name in MODELS.names() if not name.startswith("lenet")]
@@ -237,7 +236,7 @@ def test_prune_filters_end_to_end(tiny_config, capsys):
     paths.pruned(exp).unlink()  # resume from the step checkpoints: nothing is recomputed
     capsys.readouterr()
     assert run("prune", [str(path)]) == 0
-    assert "resuming filter pruning after step 2/2" in capsys.readouterr().out
+    assert "resuming prune after step 2/2" in capsys.readouterr().out
     resumed = load_torch(paths.pruned(exp))["model"]
     assert all(torch.equal(reference[key], resumed[key]) for key in reference)
     capsys.readouterr()  # a bad layer name, through the task: exit status 2 and one line
@@ -278,7 +277,6 @@ def test_every_criterion_removes_coupled_channels(criterion, arch):
 
 def test_filter_importance_base_cannot_score_on_its_own():
     """A per-layer criterion must say how it scores a layer's filters: the base class is abstract."""
-    from prunelab.structured.criteria import LayerwiseImportance
 
     with pytest.raises(TypeError, match="layer_scores"):
         LayerwiseImportance()

@@ -5,12 +5,11 @@
    per-sample torch.utils.data.DataLoader; plus the matmul-bound floor of the
    epoch (model FLOPs x 3 for forward + backward / measured matmul FLOP/s).
 2. The wall time of `reproduce` for LeNet-5 (into a temporary results root).
-3. Family benchmarks where their modules are present (SynFlow scoring, structured speedup).
+3. Every family's own benchmark section (family.Family.benchmark), in registration order.
 """
 
 from __future__ import annotations
 
-import importlib
 import platform
 import statistics
 import tempfile
@@ -20,14 +19,18 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tabulate import tabulate
+from PIL import Image
 
 from . import config
 from .atomic import write_text
-from .data import DATASETS, TensorLoader, load_splits
+from .data.catalog import DATASETS
+from .data.loader import TensorLoader, load_splits
+from .family import FAMILIES, BenchSection
 from .log import console, progress_bar
 from .metrics import flops_by_module
 from .models import build
+from .report.markdown import table
+from .stages import STAGES
 
 BENCH_CONFIG = "configs/lenet5_fashion.toml"
 
@@ -58,8 +61,6 @@ class _PerSample(torch.utils.data.Dataset):
 
     def __getitem__(self, index):
         if self.pil:
-            from PIL import Image
-
             picture = Image.fromarray(self.images[index, 0].numpy(), mode="L")
             image = torch.from_numpy(np.array(picture, dtype=np.uint8)).unsqueeze(0).float().div(255)
         else:
@@ -127,8 +128,6 @@ def loader_benchmark(exp, archs=("lenet300_100", "lenet5"), batch_size: int = 12
 
 def reproduce_wall_time(config_path: str = BENCH_CONFIG) -> dict:
     """Run the whole pipeline of `config_path` into a temporary results root; seconds per stage."""
-    from .stages import STAGES
-
     with tempfile.TemporaryDirectory() as root:
         exp = config.load(config_path, [f"results_root={root!r}".replace("'", '"')])
         stages = {}
@@ -140,15 +139,7 @@ def reproduce_wall_time(config_path: str = BENCH_CONFIG) -> dict:
         return {"config": config_path, "total_s": time.perf_counter() - start, "stages": stages}
 
 
-def _optional(module: str, function: str):
-    """A family benchmark, if that family's module is present."""
-    try:
-        return getattr(importlib.import_module(module), function)()
-    except ModuleNotFoundError:
-        return None
-
-
-def _markdown(loader_rows, reproduce, synflow, structured) -> str:
+def _markdown(loader_rows, reproduce, family_sections: list[BenchSection]) -> str:
     lines = [
         "# Benchmarks",
         f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
@@ -161,48 +152,36 @@ def _markdown(loader_rows, reproduce, synflow, structured) -> str:
         "image per call, either as torchvision's MNIST + ToTensor + Normalize do (PIL image -> float "
         "tensor -> normalize) or straight from the uint8 tensor. "
         "Floor = model FLOPs x 3 (forward + backward) x images / measured 1024x1024 matmul FLOP/s.",
-        tabulate(
+        table(
             [[r["model"], f"{r['ours_s']:.2f}", f"{r['bare_s']:.2f}", f"{r['per_sample_pil_s']:.2f}",
               f"{r['per_sample_tensor_s']:.2f}", f"{r['floor_s']:.2f}", f"{r['ours_vs_bare']:.2f}x",
               f"{r['speedup_vs_per_sample']:.1f}x", f"{r['speedup_vs_per_sample_tensor']:.1f}x",
               f"{r['matmul_gflops']:.1f}"]
              for r in loader_rows],
-            headers=["model", "ours (s)", "bare loop (s)", "per-sample PIL (s)", "per-sample tensor (s)",
-                     "matmul floor (s)", "ours / bare (target <= 1.2)", "per-sample PIL / ours (target >= 3)",
-                     "per-sample tensor / ours", "matmul GFLOP/s"],
-            tablefmt="github", disable_numparse=True,
+            ["model", "ours (s)", "bare loop (s)", "per-sample PIL (s)", "per-sample tensor (s)",
+             "matmul floor (s)", "ours / bare (target <= 1.2)", "per-sample PIL / ours (target >= 3)",
+             "per-sample tensor / ours", "matmul GFLOP/s"],
         ),
     ]
     if reproduce is not None:
         lines += [
             f"## `reproduce` wall time: {reproduce['config']}",
-            tabulate([[stage, f"{seconds:.1f}"] for stage, seconds in reproduce["stages"].items()]
-                     + [["**total**", f"{reproduce['total_s']:.1f}"]],
-                     headers=["stage", "seconds"], tablefmt="github", disable_numparse=True),
+            table([[stage, f"{seconds:.1f}"] for stage, seconds in reproduce["stages"].items()]
+                  + [["**total**", f"{reproduce['total_s']:.1f}"]], ["stage", "seconds"]),
         ]
-    if synflow is not None:
-        lines += ["## SynFlow scoring of the CIFAR VGG16 (14.7M weights, 10x, batch of 1, CPU; target: a few seconds)",
-                  tabulate([list(r.values()) for r in synflow], headers=list(synflow[0].keys()), tablefmt="github",
-                           disable_numparse=True)]
-    if structured is not None:
-        rows = structured if isinstance(structured, list) else [structured]
-        lines += ["## Structured pruning: theoretical vs measured speedup",
-                  tabulate([list(r.values()) for r in rows], headers=list(rows[0].keys()), tablefmt="github",
-                           disable_numparse=True)]
+    for title, rows in family_sections:
+        lines += [f"## {title}", table([list(r.values()) for r in rows], list(rows[0].keys()))]
     return "\n\n".join(lines) + "\n"
 
 
 def run_benchmarks(output: Path = Path("results/benchmarks.md"), config_path: str = BENCH_CONFIG,
                    with_reproduce: bool = True) -> str:
     exp = config.load(config_path)
-    from .stages import STAGES
-
     STAGES["get_dataset"](exp)
     loader_rows = loader_benchmark(exp)
     reproduce = reproduce_wall_time(config_path) if with_reproduce else None
-    synflow = _optional("prunelab.bench_at_init", "synflow_timing")
-    structured = _optional("prunelab.bench_structured", "structured_speedup")
-    text = _markdown(loader_rows, reproduce, synflow, structured)
+    family_sections = [family.benchmark() for family in FAMILIES.values() if family.benchmark is not None]
+    text = _markdown(loader_rows, reproduce, family_sections)
     write_text(output, text)
     console.print(text)
     return text

@@ -8,6 +8,7 @@ import sys
 from . import config
 from .errors import UserError
 from .log import error_console
+from .stages import STAGES
 
 
 def parse_args(task: str, argv: list[str] | None, default_config: str | None):
@@ -24,8 +25,6 @@ def parse_args(task: str, argv: list[str] | None, default_config: str | None):
 
 def run(task: str, argv: list[str] | None = None, default_config: str | None = None) -> int:
     """Run one stage; bad input -> one line on stderr and exit status 2."""
-    from .stages import STAGES
-
     args = parse_args(task, argv, default_config)
     try:
         experiment = config.load(args.config, args.overrides)

@@ -23,3 +23,12 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+# Round k of a prune stage draws its data order (fine-tuning, data-driven scores) from
+# seed + ROUND_SEED_STRIDE x k: a fresh order per round, the same on every run.
+ROUND_SEED_STRIDE = 7919
+
+
+def round_data_seed(exp: Experiment, k: int) -> int:
+    return exp.seed + ROUND_SEED_STRIDE * k

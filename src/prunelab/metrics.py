@@ -119,3 +119,15 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> dict:
         "theoretical_speedup": total_flops / max(effective, 1e-9),
         "layers": [asdict(layer) for layer in layers],
     }
+
+
+def against_dense(dense: dict, pruned: dict) -> dict:
+    """A pruned model's summary figures counted against the dense model's (summarize() of both):
+    compression = dense conv/linear weights / the pruned model's nonzero ones; theoretical speedup =
+    dense MACs / pruned effective MACs. The same numbers as the pruned model's own when pruning only
+    zeroed weights; the right ones when it removed them (physically smaller layers)."""
+    return {
+        "compression": dense["weights"] / max(pruned["nonzero_weights"], 1),
+        "compression_all_params": dense["params"] / max(pruned["nonzero_params"], 1),
+        "theoretical_speedup": dense["flops"] / max(pruned["effective_flops"], 1e-9),
+    }

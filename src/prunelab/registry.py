@@ -1,4 +1,4 @@
-"""Name -> factory registries whose errors list the valid names."""
+"""Name -> item registries (models, scores, families, ...) whose errors list the valid names."""
 
 from __future__ import annotations
 
@@ -23,8 +23,16 @@ class Registry(Generic[T]):
 
         return decorator
 
+    def unregister(self, name: str) -> None:
+        """Remove an entry (a plug-in registered for a while, as the tests do)."""
+        del self._items[name]
+
     def names(self) -> list[str]:
         return sorted(self._items)
+
+    def values(self) -> list[T]:
+        """Every entry in registration order."""
+        return list(self._items.values())
 
     def __contains__(self, name: str) -> bool:
         return name in self._items

@@ -1,28 +1,21 @@
-"""sweep: run every cell of a [sweep] grid as its own experiment, resumably; collect the results.
+"""A [sweep] grid: its cells as experiments, and the summary of their results (sweep.json).
 
 A cell is the base experiment with one combination of the grid's values (and
 one variant) applied as overrides. Its artifacts live in
 results/<name>/cells/<cell>/, so finished stages of finished cells are skipped
-when the sweep is re-run after an interruption.
+when the sweep is re-run after an interruption (stages/sweep.py runs them).
 """
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import json
 from typing import Any
 
-from pydantic import ValidationError
-
 from . import paths
 from .atomic import load_json, write_json
-from .config import Experiment, _apply_override, format_validation_error
-from .errors import UserError
-from .log import console, progress_bar
-
-# kind -> module with `write_report(exp, summary: dict) -> None` (the family's sweep tables and plots)
-SWEEP_REPORTS = {"at_init": "prunelab.at_init_sweep", "regularizer": "prunelab.regularizer_sweep"}
+from .config import Experiment, apply_override, validate
+from .log import console
 
 
 def _value_label(value: Any) -> str:
@@ -49,37 +42,21 @@ def cell_experiment(exp: Experiment, cell_id: str, overrides: dict[str, Any]) ->
     raw["name"] = cell_id
     raw["results_root"] = str(paths.sweep_cells(exp))
     for key, value in overrides.items():
-        _apply_override(raw, key.split("."), value, exp.path)
-    where = f"{exp.path} (sweep cell {cell_id})"
-    try:
-        cell = Experiment.model_validate(raw)
-    except ValidationError as error:
-        raise UserError(format_validation_error(where, error)) from None
+        apply_override(raw, key.split("."), value, exp.path)
+    cell = validate(raw, f"{exp.path} (sweep cell {cell_id})")
     cell._path = exp.path
     return cell
 
 
-def sweep(exp: Experiment, force: bool = False) -> None:
-    if exp.sweep is None:
-        raise UserError(f"{exp.path}: sweep: section missing; add a [sweep] table")
-    from .stages import STAGES
-
-    cells = [(cell_id, cell_experiment(exp, cell_id, overrides), overrides)
-             for cell_id, overrides in cell_overrides(exp)]  # validate every cell before running any
-    STAGES["get_dataset"](exp)
-    with progress_bar(transient=False) as progress:
-        task = progress.add_task("sweep", total=len(cells), status="")
-        for cell_id, cell, _ in cells:
-            progress.update(task, status=cell_id)
-            for stage in exp.sweep.stages:
-                STAGES[stage](cell, force=force)
-            progress.advance(task)
-    collect(exp, cells)
+def all_cells(exp: Experiment) -> list[tuple[str, Experiment, dict[str, Any]]]:
+    """(cell id, cell experiment, overrides) of every cell, all validated."""
+    return [(cell_id, cell_experiment(exp, cell_id, overrides), overrides) for cell_id, overrides in cell_overrides(exp)]
 
 
-def collect(exp: Experiment, cells) -> dict:
+def collect(exp: Experiment, grid_cells: list[tuple[str, Experiment, dict[str, Any]]]) -> dict:
+    """sweep.json: every cell's overrides and metrics.json (None until measured)."""
     rows = []
-    for cell_id, cell, overrides in cells:
+    for cell_id, cell, overrides in grid_cells:
         metrics_path = paths.metrics(cell)
         rows.append({
             "cell": cell_id,
@@ -92,11 +69,3 @@ def collect(exp: Experiment, cells) -> dict:
     done = sum(row["metrics"] is not None for row in rows)
     console.print(f"[green]{paths.sweep_summary(exp)}[/]: {done}/{len(rows)} cells measured")
     return summary
-
-
-def report_sweep(exp: Experiment) -> None:
-    summary_path = paths.sweep_summary(exp)
-    if not summary_path.is_file():
-        raise UserError(f"{summary_path}: not found; run `pixi r sweep {exp.path}` first")
-    module = importlib.import_module(SWEEP_REPORTS[exp.sweep.kind])
-    module.write_report(exp, load_json(summary_path))

@@ -1,4 +1,9 @@
-"""The training / fine-tuning loop: masks respected, checkpoint every epoch, resumable."""
+"""The training / fine-tuning loop: checkpoint every epoch, resumable; families plug in through hooks.
+
+A hook (TrainHook) may act once the optimizer exists (KeepMasks: re-apply masks after
+every step), transform the loss (Distill: from a teacher), or add a penalty that is
+logged in its own column (a family's sparsity regularizer). The spine's hooks live here.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .atomic import load_torch, save_torch
-from .config import OptimConfig
+from .config import FinetuneConfig, OptimConfig
 from .evaluate import evaluate
 from .log import console, progress_bar
 from .pruning.masks import MaskSet
@@ -39,11 +44,52 @@ def lr_at(cfg: OptimConfig, epoch_progress: float) -> float:
     return lr
 
 
+class TrainHook:
+    """Something `fit` calls: override what you need."""
+
+    column: str | None = None  # a train-log column for the mean of penalty() over the epoch's images
+
+    def attach(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        """Once, before the first step (and before a resumed state is loaded)."""
+
+    def transform(self, loss: torch.Tensor, images: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """The batch's loss as logged and optimized (`images` after mixup)."""
+        return loss
+
+    def penalty(self, model: nn.Module) -> torch.Tensor | None:
+        """A term added to the objective only (logged in `column`), or None."""
+        return None
+
+
+class KeepMasks(TrainHook):
+    """Masked weights stay exactly zero: the masks are re-applied after every optimizer step."""
+
+    def __init__(self, masks: MaskSet):
+        self.masks = masks
+
+    def attach(self, model, optimizer):
+        self.masks.apply()
+        self.masks.attach(optimizer)
+
+
+class Distill(TrainHook):
+    """Knowledge distillation: loss = (1 - a) CE + a T^2 KL(teacher || student) at temperature T."""
+
+    def __init__(self, teacher: nn.Module, cfg: FinetuneConfig):
+        self.teacher = teacher.eval()
+        self.alpha, self.temperature = cfg.distill_alpha, cfg.distill_temperature
+
+    def transform(self, loss, images, logits):
+        with torch.no_grad():
+            soft_targets = F.softmax(self.teacher(images) / self.temperature, dim=1)
+        distill = F.kl_div(F.log_softmax(logits / self.temperature, dim=1), soft_targets, reduction="batchmean")
+        return (1 - self.alpha) * loss + self.alpha * self.temperature**2 * distill
+
+
 def training_loss(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: OptimConfig,
-    generator: torch.Generator, teacher: nn.Module | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(loss, logits): cross-entropy, with mixup and distillation from `teacher` when configured."""
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: OptimConfig, generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, logits, images as fed): cross-entropy, with mixup when configured."""
     mixed_labels, lam = None, 1.0
     if cfg.mixup_alpha > 0:
         # Drawn from the seeded per-epoch generator, so a resumed run mixes identically.
@@ -56,14 +102,7 @@ def training_loss(
     loss = F.cross_entropy(logits, labels)
     if mixed_labels is not None:
         loss = lam * loss + (1 - lam) * F.cross_entropy(logits, mixed_labels)
-    alpha = getattr(cfg, "distill_alpha", 0.0)
-    if teacher is not None and alpha > 0:
-        temperature = cfg.distill_temperature
-        with torch.no_grad():
-            soft_targets = F.softmax(teacher(images) / temperature, dim=1)
-        distill = F.kl_div(F.log_softmax(logits / temperature, dim=1), soft_targets, reduction="batchmean")
-        loss = (1 - alpha) * loss + alpha * temperature**2 * distill
-    return loss, logits
+    return loss, logits, images
 
 
 def fit(
@@ -73,24 +112,18 @@ def fit(
     cfg: OptimConfig,
     state_path: Path,
     config_hash: str,
-    masks: MaskSet | None = None,
     description: str = "train",
-    regularizer=None,
-    teacher: nn.Module | None = None,
+    hooks: list[TrainHook] | tuple[TrainHook, ...] = (),
 ) -> list[dict]:
     """Train for cfg.epochs, evaluating and checkpointing (atomically) after each epoch.
 
     If `state_path` holds a state with the same config hash, training resumes
-    after its last finished epoch. Returns the per-epoch log rows.
-    `regularizer`, if given, is a callable model -> scalar loss added to the objective;
-    `teacher`, if given (and cfg.distill_alpha > 0), is distilled into the model.
+    after its last finished epoch. Returns the per-epoch log rows (a hook with a
+    `column` adds one: the mean of its penalty per image).
     """
-    if teacher is not None:
-        teacher.eval()
     optimizer = build_optimizer(model, cfg)
-    if masks is not None:
-        masks.apply()
-        masks.attach(optimizer)
+    for hook in hooks:
+        hook.attach(model, optimizer)
     log: list[dict] = []
     start_epoch = 0
     if state_path.is_file():
@@ -112,18 +145,22 @@ def fit(
             mix_generator = torch.Generator().manual_seed(train_loader.seed * 7 + epoch)
             began = time.perf_counter()
             loss_sum = torch.zeros((), device=next(model.parameters()).device)
-            reg_sum = torch.zeros_like(loss_sum)
+            penalty_sums = {hook.column: torch.zeros_like(loss_sum) for hook in hooks if hook.column}
             correct = torch.zeros_like(loss_sum)
             seen = 0
             for step, (images, labels) in enumerate(train_loader):
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(cfg, epoch + step / steps_per_epoch)
-                loss, logits = training_loss(model, images, labels, cfg, mix_generator, teacher)
+                loss, logits, fed = training_loss(model, images, labels, cfg, mix_generator)
+                for hook in hooks:
+                    loss = hook.transform(loss, fed, logits)
                 objective = loss
-                if regularizer is not None:
-                    penalty = regularizer(model)
-                    objective = loss + penalty
-                    reg_sum += penalty.detach() * labels.numel()
+                for hook in hooks:
+                    penalty = hook.penalty(model)
+                    if penalty is not None:
+                        objective = objective + penalty
+                        if hook.column:
+                            penalty_sums[hook.column] += penalty.detach() * labels.numel()
                 optimizer.zero_grad(set_to_none=True)
                 objective.backward()
                 optimizer.step()
@@ -143,8 +180,8 @@ def fit(
                 "test_accuracy": test["accuracy"],
                 "seconds": train_seconds,
             }
-            if regularizer is not None:
-                row["regularizer"] = reg_sum.item() / seen
+            for column, total in penalty_sums.items():
+                row[column] = total.item() / seen
             log.append(row)
             save_torch(
                 state_path,

@@ -1,6 +1,6 @@
-"""Data sets: fetchers (download + checksum, or a local copy) and in-memory loaders."""
+"""Data sets: the catalog (catalog.py), fetchers (fetch.py, cifar.py: download + checksum, or a
+local copy) and the in-memory loaders (loader.py)."""
 
 from .catalog import DATASETS, DatasetSpec
-from .loader import Splits, TensorLoader, load_splits, make_loaders
 
-__all__ = ["DATASETS", "DatasetSpec", "Splits", "TensorLoader", "load_splits", "make_loaders"]
+__all__ = ["DATASETS", "DatasetSpec"]

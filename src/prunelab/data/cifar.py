@@ -26,7 +26,7 @@ from ..atomic import atomic_path, load_json, write_json
 from ..errors import UserError
 from ..log import console
 from .catalog import DatasetSpec
-from .fetch import _download, _sha256
+from .download import download, sha256
 
 # The only globals a CIFAR batch pickle refers to (numpy array reconstruction; Python 2
 # byte strings go through _codecs.encode when re-pickled by Python 3).
@@ -157,7 +157,7 @@ def _is_current(exp, spec: DatasetSpec) -> bool:
     if set(digests) != expected:
         return False
     directory = paths.dataset_dir(exp)
-    return all((directory / name).is_file() and _sha256(directory / name) == digest for name, digest in digests.items())
+    return all((directory / name).is_file() and sha256(directory / name) == digest for name, digest in digests.items())
 
 
 def get_cifar(exp, spec: DatasetSpec, force: bool = False) -> Path:
@@ -177,7 +177,7 @@ def get_cifar(exp, spec: DatasetSpec, force: bool = False) -> Path:
     write_json(paths.dataset_manifest(exp), {
         "dataset": spec.name,
         "origin": str(origin[1]) if origin is not None else "download",
-        "sha256": {f"{spec.archive_dir}/{name}": _sha256(dest / spec.archive_dir / name) for name in _batch_files(spec)},
+        "sha256": {f"{spec.archive_dir}/{name}": sha256(dest / spec.archive_dir / name) for name in _batch_files(spec)},
     })
     console.print(f"[green]{dest}[/]: {spec.name} verified ({', '.join(f'{k} {v}' for k, v in spec.sizes.items())} images)")
     return dest
@@ -187,7 +187,7 @@ def _install(dest: Path, spec: DatasetSpec, origin: tuple[str, Path] | None) -> 
     """Download or copy, extract, and validate every split into dest/<archive_dir>/."""
     if origin is None:
         archive = dest / spec.archive
-        _download(spec, spec.archive, archive)  # md5 checked against spec.md5 before it is kept
+        download(spec, spec.archive, archive)  # md5 checked against spec.md5 before it is kept
         extract(archive, dest, spec)
     elif origin[0] == "archive":
         extract(origin[1], dest, spec)

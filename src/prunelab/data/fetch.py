@@ -2,38 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import shutil
-import urllib.error
-import urllib.request
 from pathlib import Path
-
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from .. import paths
 from ..atomic import atomic_path, load_json, write_json
-from ..config import Experiment
+from ..config.sections import Experiment
 from ..errors import UserError
 from ..log import console
 from . import idx
 from .catalog import DATASETS, DatasetSpec
-
-DOWNLOAD_TIMEOUT_S = 30
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    digest.update(path.read_bytes())
-    return digest.hexdigest()
-
+from .cifar import get_cifar
+from .download import download, sha256
 
 def validate_split(spec: DatasetSpec, split: str, images_path: Path, labels_path: Path):
     """Parse one split's two files; a wrong header, length or label is a UserError."""
@@ -62,31 +42,6 @@ def _origin_dir(exp: Experiment, spec: DatasetSpec) -> Path | None:
     return None
 
 
-def _download(spec: DatasetSpec, filename: str, dest: Path, where: str = "") -> None:
-    errors = []
-    for mirror in spec.mirrors:
-        url = mirror + filename
-        try:
-            with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, atomic_path(dest) as tmp:
-                total = int(response.headers.get("Content-Length") or 0) or None
-                with open(tmp, "wb") as out, Progress(
-                    TextColumn(filename), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=console
-                ) as progress:
-                    task = progress.add_task(filename, total=total)
-                    for block in iter(lambda: response.read(1 << 16), b""):
-                        out.write(block)
-                        progress.advance(task, len(block))
-                if _md5(tmp) != spec.md5[filename]:
-                    raise ValueError("checksum mismatch")
-            return
-        except (urllib.error.URLError, OSError, ValueError) as error:
-            errors.append(f"{url}: {error}")
-    raise UserError(
-        f"{where + ': data.dataset: ' if where else ''}could not download {filename} ({'; '.join(errors)}); "
-        f"copy the {spec.name} files into a directory and set data.source to it"
-    )
-
-
 def _manifest_is_current(exp: Experiment, spec: DatasetSpec) -> bool:
     manifest_path = paths.dataset_manifest(exp)
     if not manifest_path.is_file():
@@ -94,7 +49,7 @@ def _manifest_is_current(exp: Experiment, spec: DatasetSpec) -> bool:
     manifest = load_json(manifest_path)
     for name, digest in manifest.get("sha256", {}).items():
         stored = paths.dataset_dir(exp) / name
-        if not stored.is_file() or _sha256(stored) != digest:
+        if not stored.is_file() or sha256(stored) != digest:
             return False
     return len(manifest.get("sha256", {})) == 2 * len(spec.files)
 
@@ -103,8 +58,6 @@ def get_dataset(exp: Experiment, force: bool = False) -> Path:
     """Make dataset/<name>/ hold the verified files and a manifest; idempotent."""
     spec = DATASETS[exp.data.dataset]
     if spec.archive is not None:  # CIFAR: a tarball of pickled batches
-        from .cifar import get_cifar
-
         return get_cifar(exp, spec, force=force)
     dest = paths.dataset_dir(exp)
     if not force and _manifest_is_current(exp, spec):
@@ -122,7 +75,7 @@ def get_dataset(exp: Experiment, force: bool = False) -> Path:
                     shutil.copyfile(source_file, tmp)
             else:
                 target = dest / f"{stem}.gz"
-                _download(spec, target.name, target, exp.path)
+                download(spec, target.name, target, exp.path)
             stored[stem] = target
         validate_split(spec, split, stored[images_stem], stored[labels_stem])
     # Remove other variants (raw vs .gz) of the same files left by an earlier run.
@@ -135,7 +88,7 @@ def get_dataset(exp: Experiment, force: bool = False) -> Path:
         {
             "dataset": spec.name,
             "origin": str(origin) if origin is not None else "download",
-            "sha256": {path.name: _sha256(path) for path in stored.values()},
+            "sha256": {path.name: sha256(path) for path in stored.values()},
         },
     )
     where = f"copied from {origin}" if origin is not None else "downloaded"

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 import torch
 
 from .. import paths
-from ..config import Experiment
+from ..config.sections import Experiment
 from ..errors import UserError
 from .catalog import DATASETS
+from .cifar import read_splits
 from .fetch import validate_split
 from .idx import find
 
@@ -37,8 +38,6 @@ def load_splits(exp: Experiment) -> Splits:
         )
     arrays = {}
     if spec.archive is not None:  # CIFAR: pickled batches (cifar.py)
-        from .cifar import read_splits
-
         arrays = read_splits(exp, spec)
     for split, (images_stem, labels_stem) in spec.files.items():
         images_path, labels_path = find(directory, images_stem), find(directory, labels_stem)

@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import MODELS
+from .registry import MODELS
 
 
 @MODELS.register("lenet300_100")

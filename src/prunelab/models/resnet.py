@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import MODELS
+from .registry import MODELS
 
 
 def _shortcut(in_planes: int, out_planes: int, stride: int) -> nn.Module:

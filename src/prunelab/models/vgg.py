@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from . import MODELS
+from .registry import MODELS
 
 POOL = "M"
 # Channel plans: ints are 3x3 conv widths, "M" a 2x2 max-pool.

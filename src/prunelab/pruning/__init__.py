@@ -1,8 +1,3 @@
-"""Pruning: which parameters are prunable, masks that stay applied, scores, schedules."""
-
-from .masks import MaskSet, prunable_parameters
-from .scores import SCORES
-from .schedule import density_at, round_masks
-from .selection import select_masks
-
-__all__ = ["density_at", "round_masks", "MaskSet", "prunable_parameters", "SCORES", "select_masks"]
+"""What every pruning family shares: prunable parameters and masks that stay applied (masks.py),
+importance scores (scores.py), exact selection (selection.py), round schedules (schedule.py) and
+the round loop's part for families that prune under masks (mask_pruner.py)."""

@@ -1,6 +1,6 @@
 """Importance scores: callables (model, parameter names, loader=None, cfg=None) -> {name: score
-tensor}; higher = keep. `loader` (training batches) and `cfg` ([prune.at_init]) serve the
-data-driven scores; magnitude ignores them."""
+tensor}; higher = keep. `loader` (training batches) and `cfg` (the scoring family's options)
+serve the data-driven scores, which their family registers here; magnitude ignores them."""
 
 from __future__ import annotations
 

@@ -1,8 +1,10 @@
 """The pipeline's stages, one function each, called by the thin files in tasks/."""
 
+from .get_dataset import get_dataset
 from .prune import prune
 from .report import report
-from .reproduce import get_dataset, reproduce
+from .reproduce import reproduce
+from .sweep import sweep
 from .test import test
 from .train import train
 
@@ -13,13 +15,7 @@ STAGES = {
     "test": test,
     "report": report,
     "reproduce": reproduce,
-    "sweep": lambda exp, force=False: _sweep(exp, force=force),
+    "sweep": sweep,
 }
 
-
-def _sweep(exp, force=False):
-    from ..sweep import sweep
-
-    sweep(exp, force=force)
-
-__all__ = ["STAGES", "get_dataset", "train", "prune", "test", "report", "reproduce"]
+__all__ = ["STAGES", "get_dataset", "train", "prune", "test", "report", "reproduce", "sweep"]

@@ -1,47 +1,49 @@
-"""prune: dense.pt -> rounds of (mask, fine-tune under the masks) -> pruned.pt, prune_log.csv and
-prune_train_log.csv (every training epoch's train and test loss)."""
+"""prune: dense.pt (or a fresh init) -> rounds of (prune, fine-tune) -> pruned.pt, prune_log.csv and
+prune_train_log.csv (every training epoch's train and test loss).
+
+One loop for every family: skip if current, resume after the last saved round, then for
+each round k: the family prunes (family.Pruner.prune_round), evaluate, fine-tune with the
+family's hooks (and distillation from the starting model when configured), evaluate, log,
+save prune_round_<k>.pt.
+"""
 
 from __future__ import annotations
 
-from .. import paths
+import copy
+
+import torch.nn as nn
+
+from .. import checkpoints, family, paths
+from ..atomic import write_csv
 from ..config import Experiment
-from ..data import load_splits, make_loaders
-from ..device import resolve, seed_everything
+from ..data.loader import load_splits, make_loaders
+from ..device import resolve, round_data_seed, seed_everything
 from ..errors import UserError
 from ..evaluate import evaluate
+from ..family import PruneContext
 from ..log import console
-from ..models import build_for
-from ..pruning import MaskSet, at_init, prunable_parameters, round_masks
-from ..train import fit
-from . import checkpoints
+from ..train import Distill, fit
 
-
-def _check_layer_names(exp: Experiment, names: list[str]) -> None:
-    layers = [name.rsplit(".", 1)[0] for name in names]
-    for layer in exp.prune.layer_sparsity:
-        if layer not in layers:
-            raise UserError(
-                f"{exp.path}: prune.layer_sparsity.{layer}: no prunable layer of that name "
-                f"(prunable: {', '.join(dict.fromkeys(layers))})"
-            )
-
-
-def _resume_round(exp: Experiment, config_hash: str) -> int:
+def _resume_round(exp: Experiment, rounds: int, config_hash: str) -> int:
     """The last round whose checkpoint is current (0 if none)."""
-    for k in range(exp.prune.iterations, 0, -1):
+    for k in range(rounds, 0, -1):
         if checkpoints.is_current(paths.prune_round(exp, k), config_hash):
             return k
     return 0
+
+
+def _teacher(model: nn.Module) -> nn.Module:
+    """A frozen copy of the model before pruning, to distill from."""
+    teacher = copy.deepcopy(model).eval()
+    for parameter in teacher.parameters():
+        parameter.requires_grad_(False)
+    return teacher
 
 
 def prune(exp: Experiment, force: bool = False) -> None:
     if exp.prune is None:
         raise UserError(f"{exp.path}: prune: section missing; add a [prune] table")
     cfg = exp.prune
-    if cfg.granularity == "filter":  # physically removed filters: a stage of its own
-        from ..structured.stage import prune_filters
-
-        return prune_filters(exp, force=force)
     config_hash = exp.stage_hash("prune")
     out = paths.pruned(exp)
     if not force and checkpoints.is_current(out, config_hash):
@@ -49,72 +51,61 @@ def prune(exp: Experiment, force: bool = False) -> None:
         return
     device = resolve(exp)
     seed_everything(exp.seed)
-    model = build_for(exp).to(device)
+    model = checkpoints.build_for(exp)
     if cfg.start == "dense":
         dense = checkpoints.load_current(exp, paths.dense(exp), exp.stage_hash("train"))
         checkpoints.load_into(model, dense, paths.dense(exp))
-    at_init.check(exp)
+    model.to(device)
     train_loader, test_loader = make_loaders(exp, load_splits(exp), device)
-    epoch_log: list[dict] = []  # every training epoch of this stage, for prune_train_log.csv
-    if cfg.start == "init" and cfg.at_init.pre_epochs > 0:  # score after a few epochs of dense training ([train]'s recipe)
-        pre = exp.train.model_copy(update={"epochs": cfg.at_init.pre_epochs})
-        key = exp.model_copy(update={"train": pre}).stage_hash("train")  # a dense run of pre_epochs epochs
-        pre_log = fit(model, train_loader, test_loader, pre, paths.pretrain_state(exp, key), key, description="pre-train")
-        epoch_log += [{"phase": "pre-train", "round": 0, **row} for row in pre_log]
-    names = prunable_parameters(model, cfg.prune_bias, cfg.prune_classifier)
-    _check_layer_names(exp, names)
-    params = dict(model.named_parameters())
-    dense_std = {name: params[name].detach().std().item() for name in names}  # for quality x std
-    masks = MaskSet.ones(model, names)
-    before_masks = at_init.snapshot(exp, model)  # for the shuffle control
-
+    distill = []
+    if cfg.finetune.distill_alpha > 0:
+        if cfg.start != "dense":
+            raise UserError(f"{exp.path}: prune.finetune.distill_alpha: distillation needs a trained model to "
+                            "distill from (prune.start = \"dense\")")
+        distill = [Distill(_teacher(model), cfg.finetune)]
+    pruner = family.select(cfg).pruner(PruneContext(exp, model, train_loader, test_loader, device, config_hash))
+    epoch_log = list(pruner.epoch_log)  # every training epoch of this stage, for prune_train_log.csv
     log: list[dict] = []
-    done = 0 if force else _resume_round(exp, config_hash)
+    done = 0 if force else _resume_round(exp, pruner.rounds, config_hash)
     if done:
-        state = checkpoints.load_current(exp, paths.prune_round(exp, done), config_hash)
-        model.load_state_dict(state["model"])
-        masks = MaskSet(model, state["masks"])
+        path = paths.prune_round(exp, done)
+        state = checkpoints.load_current(exp, path, config_hash)
+        pruner.restore(state, path)
         log = list(state["log"])
         epoch_log = list(state.get("epoch_log", epoch_log))
-        console.print(f"resuming prune after round {done}/{cfg.iterations}")
-    for k in range(done + 1, cfg.iterations + 1):
+        console.print(f"resuming prune after {pruner.unit} {done}/{pruner.rounds}")
+    for k in range(done + 1, pruner.rounds + 1):
         if force:
             paths.finetune_state(exp, k).unlink(missing_ok=True)
-        masks.update(round_masks(cfg, k, model, masks.masks, dense_std, loader=train_loader))
-        at_init_row = at_init.after_masks(exp, k, model, masks, before_masks)  # controls, collapse, target
-        after_prune = evaluate(model, test_loader)
-        train_loader.seed = exp.seed + 7919 * k  # a fresh data order per round
+        extra = pruner.prune_round(k)
+        after_prune = evaluate(pruner.model, test_loader)
+        train_loader.seed = round_data_seed(exp, k)
         finetune_cfg = cfg.finetune
-        if k == cfg.iterations and cfg.last_round_epochs is not None:
+        if k == pruner.rounds and cfg.last_round_epochs is not None:
             finetune_cfg = cfg.finetune.model_copy(update={"epochs": cfg.last_round_epochs})
         finetune_log = fit(
-            model, train_loader, test_loader, finetune_cfg, paths.finetune_state(exp, k), config_hash,
-            masks=masks, description=f"round {k}/{cfg.iterations} fine-tune",
+            pruner.model, train_loader, test_loader, finetune_cfg, paths.finetune_state(exp, k), config_hash,
+            description=f"{pruner.unit} {k}/{pruner.rounds} fine-tune", hooks=pruner.hooks() + distill,
         )
         epoch_log += [{"phase": "fine-tune", "round": k, **row} for row in finetune_log]
-        after = evaluate(model, test_loader)
-        density = masks.density()
-        row = {
+        after = evaluate(pruner.model, test_loader)
+        log.append({
             "round": k,
-            "density": density,
-            "compression": 1 / density,
+            **pruner.sizes(),
             "accuracy_after_prune": after_prune["accuracy"],
             "accuracy_after_finetune": after["accuracy"],
             "loss_after_finetune": after["loss"],
             "finetune_epochs": len(finetune_log),
-            **at_init_row,
-        }
-        log.append(row)
-        checkpoints.save(
-            paths.prune_round(exp, k), model, config_hash, masks=masks.state(), arch=exp.model.arch, round=k, log=log,
-            epoch_log=epoch_log,
-        )
+            **extra,
+        })
+        checkpoints.save(paths.prune_round(exp, k), pruner.model, config_hash, **pruner.state(), arch=exp.model.arch,
+                         round=k, log=log, epoch_log=epoch_log)
         paths.finetune_state(exp, k).unlink(missing_ok=True)
         console.print(
-            f"round {k}/{cfg.iterations}: density {100 * density:.2f}% ({1 / density:.2f}x), "
-            f"accuracy {after_prune['accuracy']:.2f}% after pruning, {after['accuracy']:.2f}% after fine-tuning"
+            f"{pruner.unit} {k}/{pruner.rounds}: {pruner.summary()}, accuracy {after_prune['accuracy']:.2f}% "
+            f"after pruning, {after['accuracy']:.2f}% after fine-tuning"
         )
-    checkpoints.write_csv(paths.prune_log(exp), log)
-    checkpoints.write_csv(paths.prune_train_log(exp), epoch_log)
-    checkpoints.save(out, model, config_hash, masks=masks.state(), arch=exp.model.arch, log=log)
-    console.print(f"[green]{out}[/]: {1 / masks.density():.2f}x compression of the prunable weights")
+    write_csv(paths.prune_log(exp), log)
+    write_csv(paths.prune_train_log(exp), epoch_log)
+    checkpoints.save(out, pruner.model, config_hash, **pruner.state(), arch=exp.model.arch, log=log)
+    console.print(f"[green]{out}[/]: {pruner.summary()}")

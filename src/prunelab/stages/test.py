@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import torch
 
+from .. import checkpoints, paths
 from .. import metrics as counts
-from .. import paths
 from ..atomic import load_json, write_json
 from ..config import Experiment
-from ..data import DATASETS, load_splits, make_loaders
+from ..data.catalog import DATASETS
+from ..data.loader import load_splits, make_loaders
 from ..device import resolve, seed_everything
 from ..evaluate import evaluate, latency
 from ..log import console
-from . import checkpoints
 
 
 def stage_inputs(exp: Experiment) -> dict[str, tuple]:
@@ -75,9 +75,7 @@ def test(exp: Experiment, force: bool = False) -> None:
             f"{key}: top-1 {scores['accuracy']:.2f}%, loss {scores['loss']:.4f}, CPU {cpu}, "
             f"compression {summary['compression']:.2f}x, theoretical speedup {summary['theoretical_speedup']:.2f}x"
         )
-    if "dense" in results and "architecture" in loaded.get("pruned", {}):  # physically smaller: count against dense
-        from ..structured.report import against_dense
-
-        results["pruned"].update(against_dense(results["dense"], results["pruned"]))
+    if "dense" in results and "pruned" in results:  # a pruned model may be physically smaller than the dense one
+        results["pruned"].update(counts.against_dense(results["dense"], results["pruned"]))
     write_json(out, results)
     console.print(f"[green]{out}[/] written")

@@ -1,0 +1,71 @@
+"""Model checkpoints: state_dict + masks (or another family entry) + the config hash they were made from;
+and the experiment's model, built fresh or from a checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch.nn as nn
+
+from . import family
+from .atomic import load_torch, save_torch
+from .config import Experiment
+from .data.catalog import DATASETS
+from .errors import UserError
+from .models import build
+
+TASK_FOR_ARTIFACT = {"dense.pt": "train", "pruned.pt": "prune"}
+
+
+def save(path: Path, model: nn.Module, config_hash: str, masks: dict | None = None, **extra) -> None:
+    save_torch(path, {"model": model.state_dict(), "masks": masks or {}, "config_hash": config_hash, **extra})
+
+
+def is_current(path: Path, config_hash: str) -> bool:
+    """True if `path` exists, loads, and was made from a config with this hash."""
+    if not path.is_file():
+        return False
+    try:
+        return load_torch(path).get("config_hash") == config_hash
+    except UserError:
+        return False
+
+
+def load_current(exp: Experiment, path: Path, config_hash: str) -> dict:
+    """Load an input artifact, refusing a missing or stale one with the command that makes it."""
+    task = TASK_FOR_ARTIFACT.get(path.name, "train")
+    if not path.is_file():
+        raise UserError(f"{path}: not found; run `pixi r {task} {exp.path}` first")
+    checkpoint = load_torch(path)
+    if checkpoint.get("config_hash") != config_hash:
+        raise UserError(
+            f"{path}: made from a different config (hash {checkpoint.get('config_hash')}, "
+            f"{exp.path} now hashes to {config_hash}); run `pixi r {task} {exp.path}`"
+        )
+    return checkpoint
+
+
+def load_into(model: nn.Module, checkpoint: dict, path: Path) -> None:
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0]
+        raise UserError(f"{path}: does not fit the configured model ({first})") from None
+
+
+def build_for(exp: Experiment) -> nn.Module:
+    """The experiment's model, freshly initialized (from the global generator), shaped for its data set."""
+    channels, height, _ = DATASETS[exp.data.dataset].image_shape
+    return build(exp.model.arch, in_channels=channels, num_classes=DATASETS[exp.data.dataset].num_classes,
+                 image_size=height)
+
+
+def build_model(exp: Experiment, checkpoint: dict, path: Path) -> nn.Module:
+    """The model a checkpoint holds, on the CPU: the configured architecture, or the one the
+    experiment's family rebuilds from the checkpoint (e.g. a physically pruned model, from its
+    saved description: no pickle, no re-pruning)."""
+    pruning = family.of(exp)
+    model = pruning.rebuild(exp, checkpoint) if pruning is not None and pruning.rebuild is not None else None
+    model = build_for(exp) if model is None else model
+    load_into(model, checkpoint, path)
+    return model

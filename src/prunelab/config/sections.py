@@ -1,0 +1,226 @@
+"""The spine's config sections: one TOML file per experiment, validated and hashed.
+
+The pruning families add their own keys to [prune] and [train] (see schema.py, which
+joins them with these sections); everything here is what every family shares.
+Unknown keys, wrong types and out-of-range values are errors that name the config
+file and the dotted key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal, Optional
+
+from pydantic import Field, PrivateAttr, model_validator
+
+from ..data.catalog import DATASETS
+from ..models import MODELS
+from .base import Section
+
+
+class DataConfig(Section):
+    dataset: Literal[tuple(DATASETS)] = "mnist"  # type: ignore[valid-type]  (the catalog's names)
+    # A directory holding the four IDX files (raw or .gz), or for CIFAR the python archive
+    # (or its unpacked directory); copied instead of downloading.
+    source: Optional[str] = None
+    root: str = "dataset"
+    batch_size: int = Field(128, ge=1)
+    test_batch_size: int = Field(1000, ge=1)
+    # Batch-level augmentation, applied to uint8 tensors on the training set only.
+    augment: list[Literal["crop", "flip"]] = []
+    crop_padding: int = Field(2, ge=0)  # pixels of zero padding before the random crop
+    # 0 = the whole split; N = the first N images (tests and quick runs).
+    train_subset: int = Field(0, ge=0)
+    test_subset: int = Field(0, ge=0)
+
+
+class ModelConfig(Section):
+    arch: str = "lenet5"
+
+    @model_validator(mode="after")
+    def _known_arch(self) -> "ModelConfig":
+        if self.arch not in MODELS:
+            raise ValueError(f"unknown arch {self.arch!r}; valid: {', '.join(MODELS.names())}")
+        return self
+
+
+class OptimConfig(Section):
+    """An optimizer and learning-rate schedule; shared by training and fine-tuning."""
+
+    epochs: int = Field(10, ge=0)
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = Field(0.05, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = True
+    weight_decay: float = Field(5e-4, ge=0)
+    # constant | step (x gamma at each milestone epoch) | cosine (to 0 over the epochs)
+    schedule: Literal["constant", "step", "cosine"] = "cosine"
+    milestones: list[int] = []
+    gamma: float = Field(0.1, gt=0, le=1)
+    # Linear learning-rate warm-up from 0 over this many epochs (fractions allowed).
+    warmup_epochs: float = Field(0.0, ge=0)
+    # mixup (Zhang et al. 2018): Beta(alpha, alpha) mixing of image pairs; 0 = off.
+    mixup_alpha: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> "OptimConfig":
+        if self.optimizer == "sgd" and self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov = true needs momentum > 0")
+        return self
+
+
+class TrainConfig(OptimConfig):
+    """[train]: the dense model's recipe; families may add keys (schema.py)."""
+
+    # A dense checkpoint (e.g. another experiment's dense.pt) to start from instead of a fresh init.
+    pretrained: Optional[str] = None
+
+
+class FinetuneConfig(OptimConfig):
+    epochs: int = Field(3, ge=0)
+    lr: float = Field(0.005, gt=0)
+    # Knowledge distillation from the dense model: loss = (1 - a) CE + a T^2 KL(teacher || student).
+    distill_alpha: float = Field(0.0, ge=0, le=1)
+    distill_temperature: float = Field(4.0, gt=0)
+
+
+class PruneConfig(Section):
+    """[prune]: the keys every pruning family shares; each family adds its own (schema.py).
+
+    Which family runs is `family`, or when it is not given the one family whose rule
+    accepts the table (family.select): e.g. granularity = "filter" selects filter
+    removal, method = "threshold" DeepHoyer's threshold, start = "init" pruning at
+    initialization. The valid `method` and `granularity` values are the families'.
+    """
+
+    family: Optional[str] = None
+    method: str = "magnitude"
+    # element: single weights; the families add others (whole groups, physically removed filters).
+    granularity: str = "element"
+    # dense: start from the trained dense.pt; init: from a fresh seeded initialization.
+    start: Literal["dense", "init"] = "dense"
+    # layer: each layer reaches the target on its own; global: one threshold over all layers.
+    scope: Literal["layer", "global"] = "layer"
+    # A final target, for the families that take one: sparsity, density or compression = total/nonzero.
+    sparsity: Optional[float] = Field(None, ge=0, lt=1)
+    density: Optional[float] = Field(None, gt=0, le=1)
+    compression: Optional[float] = Field(None, ge=1)
+    # Per-layer final sparsity overrides, by module name (e.g. fc3 = 0.74).
+    layer_sparsity: dict[str, float] = {}
+    # Rounds of prune-then-fine-tune; targets ramp up across rounds.
+    iterations: int = Field(1, ge=1)
+    # exponential: density_k = density^(k/n) (each round removes the same fraction of survivors);
+    # linear: sparsity_k = sparsity * k/n.
+    schedule: Literal["exponential", "linear"] = "exponential"
+    prune_bias: bool = False
+    prune_classifier: bool = False
+    finetune: FinetuneConfig = FinetuneConfig()
+    # Fine-tune epochs after the last round (default: finetune.epochs); Han et al. retrain
+    # longest once the final sparsity is reached.
+    last_round_epochs: Optional[int] = Field(None, ge=0)
+
+    def targets(self) -> list[str]:
+        """The target keys given: any of sparsity, density, compression, layer_sparsity."""
+        given = [k for k in ("sparsity", "density", "compression") if getattr(self, k) is not None]
+        return given + (["layer_sparsity"] if self.layer_sparsity else [])
+
+    def check_one_target(self, alternatives: tuple[str, ...] = ()) -> None:
+        """Exactly one of sparsity, density, compression and the family's `alternatives` (given
+        as attribute names), or layer_sparsity alone; every layer_sparsity value in [0, 1)."""
+        keys = ("sparsity", "density", "compression", *alternatives)
+        given = [k for k in keys if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give only one of {', '.join(keys)} (got {', '.join(given)})")
+        if not given and not self.layer_sparsity:
+            raise ValueError(f"give one of {', '.join(keys)} (or layer_sparsity)")
+        for layer, value in self.layer_sparsity.items():
+            if not 0 <= value < 1:
+                raise ValueError(f"layer_sparsity.{layer} must be in [0, 1) (got {value})")
+
+    def target_density(self) -> Optional[float]:
+        """The global or default per-layer final density, or None without a target."""
+        if self.sparsity is not None:
+            return 1 - self.sparsity
+        if self.density is not None:
+            return self.density
+        if self.compression is not None:
+            return 1 / self.compression
+        return None
+
+
+class TestConfig(Section):
+    # Batch sizes whose forward time is measured (on the CPU, and on CUDA when present).
+    latency_batch_sizes: list[int] = Field([1, 128], min_length=1)
+    latency_repeats: int = Field(20, ge=1)  # timed batches; the median is reported
+    latency_warmup: int = Field(3, ge=0)
+
+
+class ReportConfig(Section):
+    plots: bool = True
+
+
+class SweepConfig(Section):
+    """[sweep]: a grid of --set overrides over a base experiment; each cell is a full experiment."""
+
+    # Which family's sweep report to write (the valid names are the families', schema.py).
+    kind: str
+    # Dotted config key -> the values it takes; the cells are the product of the axes.
+    grid: dict[str, list[Any]] = Field(min_length=1)
+    # Extra override sets, each crossed with the grid ({} = the plain cell).
+    variants: list[dict[str, Any]] = [{}]
+    # Stages each cell runs, in order; finished cells are skipped.
+    stages: list[Literal["train", "prune", "test"]] = ["train", "prune", "test"]
+    # The compression (total / nonzero prunable weights) whose per-layer figures a sweep report
+    # shows, where it has such a section; None = the highest compression of the sweep.
+    report_compression: Optional[float] = Field(None, ge=1)
+    # Markdown appended to the sweep report as its discussion (written after looking at the results).
+    discussion: str = ""
+
+    @model_validator(mode="after")
+    def _axes_not_empty(self) -> "SweepConfig":
+        for key, values in self.grid.items():
+            if not values:
+                raise ValueError(f"grid.{key} has no values")
+        return self
+
+
+class Experiment(Section):
+    """One experiment: the whole TOML file. Configs validate against the subclass schema.py composes."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = Field(0, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    results_root: str = "results"
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    prune: Optional[PruneConfig] = None
+    test: TestConfig = TestConfig()
+    report: ReportConfig = ReportConfig()
+    sweep: Optional[SweepConfig] = None
+
+    _path: str = PrivateAttr("<config>")
+
+    @property
+    def path(self) -> str:
+        """The config file this experiment was read from (for error messages)."""
+        return self._path
+
+    def stage_hash(self, stage: str) -> str:
+        """A short hash of the sections that determine a stage's artifact.
+
+        The dense model depends on seed, data, model and train; the pruned one
+        also on prune. Changing the report section invalidates nothing.
+        """
+        keys = ["seed", "data", "model", "train"]
+        if stage == "prune":
+            keys.append("prune")
+        # exclude_defaults: a new option added with a default does not invalidate old artifacts.
+        dumped = self.model_dump(mode="json", include=set(keys), exclude_defaults=True)
+        for volatile in ("source", "root"):  # where the bytes come from does not change them
+            dumped.get("data", {}).pop(volatile, None)
+        blob = json.dumps(dumped, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+

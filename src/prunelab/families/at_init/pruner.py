@@ -1,0 +1,48 @@
+"""The rounds of pruning at initialization: optional dense pre-training, score, select exactly,
+apply the controls, log target vs achieved density and collapsed layers."""
+
+from __future__ import annotations
+
+import torch
+
+from ... import paths
+from ...config import Experiment
+from ...family import PruneContext
+from ...pruning.mask_pruner import MaskPruner
+from ...report.experiment import rounds_description, target_text
+from ...train import fit
+from .controls import apply_controls, round_checks
+from .scores import at_init_masks
+
+
+def pretrain(ctx: PruneContext) -> list[dict]:
+    """`pre_epochs` of dense training with [train]'s recipe before scoring (magnitude after some
+    training); kept in <results_root>/_pretrained/ and shared by runs with the same seed, data,
+    model and [train]. Returns the prune_train_log rows."""
+    exp = ctx.exp
+    pre = exp.train.model_copy(update={"epochs": exp.prune.at_init.pre_epochs})
+    key = exp.model_copy(update={"train": pre}).stage_hash("train")  # a dense run of pre_epochs epochs
+    rows = fit(ctx.model, ctx.train_loader, ctx.test_loader, pre, paths.pretrain_state(exp, key), key,
+               description="pre-train")
+    return [{"phase": "pre-train", "round": 0, **row} for row in rows]
+
+
+class AtInitPruner(MaskPruner):
+    def __init__(self, ctx: PruneContext):
+        epoch_log = pretrain(ctx) if ctx.exp.prune.at_init.pre_epochs > 0 else []
+        super().__init__(ctx)
+        self.epoch_log = epoch_log
+        # The weights before masking, which the shuffle control re-exposes.
+        self.before = ({name: value.detach().clone() for name, value in self.model.state_dict().items()}
+                       if ctx.exp.prune.at_init.shuffle else None)
+
+    def round_masks(self, k: int, current: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return at_init_masks(self.exp.prune, k, self.model, current, self.ctx.train_loader)
+
+    def after_update(self, k: int) -> dict:
+        controls = apply_controls(self.exp, self.model, self.masks, self.before)
+        return round_checks(self.exp, k, self.masks, controls)
+
+
+def describe(exp: Experiment) -> str:
+    return rounds_description(exp.prune, target_text(exp.prune))

@@ -1,0 +1,99 @@
+"""Pruning at initialization: random, SNIP, GraSP and SynFlow scores, and the masks they give.
+
+Every score is a callable (model, names, loader=None, cfg=None) -> {name: tensor}, higher =
+keep, registered in the spine's SCORES beside "magnitude"; every registered score is a valid
+prune.method of this family, so adding a score is one decorated function. `loader` yields
+(images, labels) batches and `cfg` is the [prune.at_init] table. The scores follow the Synaptic-Flow code (Tanaka et al.
+2020), which also holds the SNIP and GraSP pruners they are compared with:
+
+  random    standard-normal noise: a uniformly random mask (same density in every layer).
+  snip      |w * dL/dw| (Lee et al. 2019), L summed over `score_batches` training batches.
+  grasp     w * (H g) with g = dL/dw of the temperature-scaled loss L(f / T) (Wang et al.
+            2020). GraSP removes the *largest* S = -w * (H g); keeping the largest w * (H g)
+            is the same ranking in this module's "higher = keep" convention.
+  synflow   |w * dR/dw| of the all-|.| network fed one all-ones input, iterated over
+            `synflow_rounds` rounds of score-then-prune (synflow.py, which registers it).
+
+Masks keep exact counts (selection.py); `min_layer_density` reserves each layer's best
+entries before the global ranking fills the rest, so the total stays exact. The Frankle et
+al. 2021 controls (shuffle each layer's mask, re-draw the surviving weights) are in controls.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ...config import PruneConfig
+from ...pruning.schedule import round_targets
+from ...pruning.scores import SCORES, eval_mode
+from ...pruning.selection import select_in_scope
+from . import synflow  # registers "synflow" in SCORES
+
+
+def _weights(model: nn.Module, names: list[str]) -> list[torch.Tensor]:
+    params = dict(model.named_parameters())
+    return [params[name] for name in names]
+
+
+def _batches(loader, cfg, method: str) -> list:
+    if loader is None:
+        raise ValueError(f"score {method!r} needs training batches (a loader)")
+    count = cfg.score_batches if cfg is not None else 1
+    return list(itertools.islice(iter(loader), count))
+
+
+@SCORES.register("random")
+def random_scores(model: nn.Module, names: list[str], loader=None, cfg=None) -> dict[str, torch.Tensor]:
+    """Gaussian noise from the global (seeded) generator: ranks are a uniform permutation."""
+    return {name: torch.randn_like(w, dtype=torch.float32) for name, w in zip(names, _weights(model, names))}
+
+
+@SCORES.register("snip")
+def snip_scores(model: nn.Module, names: list[str], loader=None, cfg=None) -> dict[str, torch.Tensor]:
+    weights = _weights(model, names)
+    grads = [torch.zeros_like(w) for w in weights]
+    with eval_mode(model):
+        for images, labels in _batches(loader, cfg, "snip"):
+            loss = F.cross_entropy(model(images), labels)
+            for total, g in zip(grads, torch.autograd.grad(loss, weights)):
+                total.add_(g)
+    return {name: (w.detach() * g).abs() for name, w, g in zip(names, weights, grads)}
+
+
+@SCORES.register("grasp")
+def grasp_scores(model: nn.Module, names: list[str], loader=None, cfg=None) -> dict[str, torch.Tensor]:
+    temperature = cfg.grasp_temperature if cfg is not None else 200.0
+    weights = _weights(model, names)
+    batches = _batches(loader, cfg, "grasp")
+    with eval_mode(model):
+        # g: the gradient summed over the batches, held constant (no graph).
+        stopped = [torch.zeros_like(w) for w in weights]
+        for images, labels in batches:
+            loss = F.cross_entropy(model(images) / temperature, labels)
+            for total, g in zip(stopped, torch.autograd.grad(loss, weights)):
+                total.add_(g)
+        # H g = d(g_stopped . g(w))/dw, one Hessian-vector product per batch.
+        hessian_grad = [torch.zeros_like(w) for w in weights]
+        for images, labels in batches:
+            loss = F.cross_entropy(model(images) / temperature, labels)
+            grads = torch.autograd.grad(loss, weights, create_graph=True)
+            inner = sum((gs * g).sum() for gs, g in zip(stopped, grads))
+            for total, hg in zip(hessian_grad, torch.autograd.grad(inner, weights)):
+                total.add_(hg)
+    return {name: w.detach() * hg for name, w, hg in zip(names, weights, hessian_grad)}
+
+
+def at_init_masks(cfg: PruneConfig, k: int, model: nn.Module, current: dict[str, torch.Tensor],
+                  loader=None) -> dict[str, torch.Tensor]:
+    """The masks of round k: score (SynFlow: `synflow_rounds` rounds, see synflow.py), then select exactly."""
+    density, layer_density = round_targets(cfg, k)
+    if cfg.method == "synflow":
+        scores, current = synflow.iterate(cfg, model, current, loader, density, layer_density)
+    else:
+        scores = SCORES.get(cfg.method)(model, list(current), loader=loader, cfg=cfg.at_init)
+    # Under scope "layer" each layer is at the target on its own; the pruner refuses a floor above it.
+    return select_in_scope(cfg.scope, scores, current, density, layer_density, cfg.at_init.min_layer_density)

@@ -1,0 +1,78 @@
+"""The at-init family's config: [prune.at_init], and which [prune] tables it takes (start = "init",
+or a method that is a registered score other than magnitude)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from ...config import PruneConfig, Section
+from ...config.plugins import FamilySchema
+from ...pruning.scores import SCORES
+from . import scores  # noqa: F401  (registers random, snip, grasp, synflow in SCORES)
+
+NAME = "at_init"
+
+
+class AtInitConfig(Section):
+    # Epochs of dense training (with [train]'s optimizer) before scoring; 0 = score at init.
+    # Kept in <results_root>/_pretrained/ and shared by runs with the same seed, data, model and [train].
+    pre_epochs: int = Field(0, ge=0)
+    # Batches of training data the data-driven scores (SNIP, GraSP) average over.
+    score_batches: int = Field(1, ge=1)
+    # SynFlow: rounds of score-and-prune with density^(k/rounds) at round k.
+    synflow_rounds: int = Field(100, ge=1)
+    # SynFlow: rank exactly in every round (as the Synaptic-Flow code does) instead of at a
+    # sampled threshold in rounds 1 .. rounds-1 (~4x slower on VGG16; the last round is always exact).
+    synflow_exact_rounds: bool = False
+    # GraSP: softmax temperature of the Hessian-gradient product.
+    grasp_temperature: float = Field(200.0, gt=0)
+    # Frankle et al. 2021 controls: permute each layer's mask within the layer; re-draw survivors.
+    shuffle: bool = False
+    reinit: bool = False
+    # A floor on each layer's density that prevents layer collapse (0 = no floor).
+    min_layer_density: float = Field(0.0, ge=0, lt=1)
+    # A layer whose density falls to or under this is reported as collapsed.
+    collapse_density: float = Field(0.001, ge=0, lt=1)
+
+
+class AtInitPrune(Section):
+    """Keys added to [prune]."""
+
+    at_init: AtInitConfig = AtInitConfig()
+
+
+def methods() -> tuple[str, ...]:
+    """Every registered score is a method of this family."""
+    return tuple(SCORES.names())
+
+
+def claims(prune: PruneConfig) -> bool:
+    """start = "init" (magnitude included: magnitude at init, or after pre_epochs), or any other score."""
+    if prune.granularity != "element" or prune.method not in SCORES:
+        return False
+    return prune.start == "init" or prune.method != "magnitude"
+
+
+def check(prune: PruneConfig) -> None:
+    if prune.method not in SCORES or prune.granularity != "element":
+        raise ValueError(f"the {NAME} family prunes by a score ({', '.join(methods())}) with granularity = "
+                         f'"element"')
+    prune.check_one_target()
+    at, density = prune.at_init, prune.target_density()
+    if at.min_layer_density > 0 and density is not None and at.min_layer_density > density:
+        raise ValueError(f"at_init.min_layer_density: {at.min_layer_density} is above the target density {density:.4g}; "
+                         "every layer cannot keep more than the whole model")
+    if (at.shuffle or at.reinit) and prune.iterations != 1:
+        control = "shuffle" if at.shuffle else "reinit"
+        raise ValueError(f"at_init.{control}: the controls need prune.iterations = 1 (got {prune.iterations})")
+
+
+SCHEMA = FamilySchema(
+    name=NAME,
+    selected_by=f'start = "init", or method = {" | ".join(m for m in methods() if m != "magnitude")}',
+    claims=claims,
+    check=check,
+    prune_fields=AtInitPrune,
+    methods=methods(),
+    sweep_kind="at_init",
+)

@@ -1,0 +1,73 @@
+"""The DeepHoyer family's config: [train.regularizer], prune.threshold / prune.std_ratio, and which
+[prune] tables it takes (method = "threshold", element-wise or by whole filters and channels)."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import Field
+
+from ...config import PruneConfig, Section
+from ...config.plugins import FamilySchema
+from .regularizers import REGULARIZERS
+
+METHOD = "threshold"
+STRUCTURE = "structure"  # granularity: whole output filters / input channels (rows / columns of a linear weight)
+
+
+class RegularizerConfig(Section):
+    """A sparsity-inducing penalty added to the training loss; see regularizers.py."""
+
+    # Element-wise: l1, hoyer, hoyer_square, transformed_l1; structural: group_lasso, group_hoyer_square.
+    kind: Literal[tuple(REGULARIZERS.names())]  # type: ignore[valid-type]  (the registry's names)
+    # Multiplies the penalty summed over the prunable weights; no default, the useful scale
+    # differs by orders of magnitude between regularizers.
+    decay: float = Field(ge=0)
+    # Module names to regularize (e.g. ["conv1", "conv2"]); empty = every conv/linear weight
+    # but the classifier. Structural FLOPs live in the convs; fc columns cost accuracy.
+    layers: list[str] = []
+
+
+class DeepHoyerTrain(Section):
+    """Keys added to [train]."""
+
+    regularizer: Optional[RegularizerConfig] = None
+
+
+class DeepHoyerPrune(Section):
+    """Keys added to [prune]: exactly one of a fixed threshold (units of |w|, or of group norms)
+    or std_ratio x std of each layer's weights (of its group norms for granularity = "structure")."""
+
+    threshold: Optional[float] = Field(None, gt=0)
+    std_ratio: Optional[float] = Field(None, gt=0)
+
+
+def claims(prune: PruneConfig) -> bool:
+    return prune.method == METHOD and prune.granularity in ("element", STRUCTURE)
+
+
+def check(prune: PruneConfig) -> None:
+    if not claims(prune):
+        raise ValueError(f'the deephoyer family prunes with method = "{METHOD}", granularity = "element" or '
+                         f'"{STRUCTURE}"')
+    if prune.targets():
+        raise ValueError(f'method = "{METHOD}" takes threshold or std_ratio, not {", ".join(prune.targets())}')
+    rules = [key for key in ("threshold", "std_ratio") if getattr(prune, key) is not None]
+    if len(rules) != 1:
+        raise ValueError(f'method = "{METHOD}" needs exactly one of threshold, std_ratio'
+                         + (f" (got {', '.join(rules)})" if rules else ""))
+    if prune.std_ratio is not None and prune.scope == "global":
+        raise ValueError("std_ratio is a per-layer rule; use scope = \"layer\"")
+
+
+SCHEMA = FamilySchema(
+    name="deephoyer",
+    selected_by=f'method = "{METHOD}"',
+    claims=claims,
+    check=check,
+    prune_fields=DeepHoyerPrune,
+    train_fields=DeepHoyerTrain,
+    methods=(METHOD,),
+    granularities=(STRUCTURE,),
+    sweep_kind="regularizer",
+)

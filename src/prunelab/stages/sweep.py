@@ -1,0 +1,43 @@
+"""sweep: every cell of a [sweep] grid run as its own experiment (resumable) -> sweep.json; and the
+sweep's report, written by the family whose sweep kind the config names."""
+
+from __future__ import annotations
+
+from .. import paths
+from ..atomic import load_json
+from ..config import Experiment
+from ..errors import UserError
+from ..family import FAMILIES
+from ..log import progress_bar
+from ..sweep import all_cells, cell_experiment, collect
+from .get_dataset import get_dataset
+from .prune import prune
+from .test import test
+from .train import train
+
+CELL_STAGES = {"train": train, "prune": prune, "test": test}
+
+
+def sweep(exp: Experiment, force: bool = False) -> None:
+    if exp.sweep is None:
+        raise UserError(f"{exp.path}: sweep: section missing; add a [sweep] table")
+    cells = all_cells(exp)  # every cell validated before any runs
+    get_dataset(exp)
+    with progress_bar(transient=False) as progress:
+        task = progress.add_task("sweep", total=len(cells), status="")
+        for cell_id, cell, _ in cells:
+            progress.update(task, status=cell_id)
+            for stage in exp.sweep.stages:
+                CELL_STAGES[stage](cell, force=force)
+            progress.advance(task)
+    collect(exp, cells)
+
+
+def report_sweep(exp: Experiment) -> None:
+    summary_path = paths.sweep_summary(exp)
+    if not summary_path.is_file():
+        raise UserError(f"{summary_path}: not found; run `pixi r sweep {exp.path}` first")
+    writer = next(f for f in FAMILIES.values() if f.schema.sweep_kind == exp.sweep.kind)  # the kind is validated
+    summary = load_json(summary_path)
+    cells = {row["cell"]: cell_experiment(exp, row["cell"], row["overrides"]) for row in summary["cells"]}
+    writer.sweep_report(exp, summary, cells)

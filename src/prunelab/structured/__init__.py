@@ -1,1 +1,0 @@
-"""Structured filter pruning that physically removes channels (Torch-Pruning's DepGraph)."""
