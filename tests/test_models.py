@@ -1,4 +1,4 @@
-"""Models: parameter and FLOP (MAC) counts against the hand-computed values in REFERENCES.md."""
+"""Models: parameter and FLOP (MAC) counts against the hand-computed values in docs/references.md."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from prunelab.metrics import flops_by_module, summarize
 from prunelab.models import MODELS, build
 
-# (params, {layer: MACs}) for one 28x28x1 image, from shared/REFERENCES.md.
+# (params, {layer: MACs}) for one 28x28x1 image, from docs/references.md.
 HAND_COMPUTED = {
     "lenet300_100": (266_610, {"fc1": 235_200, "fc2": 30_000, "fc3": 1_000}),
     "lenet5": (61_706, {"conv1": 117_600, "conv2": 240_000, "fc1": 48_000, "fc2": 10_080, "fc3": 840}),

@@ -1,5 +1,8 @@
-"""Experiment configuration: the spine's sections, the schema the families join, TOML loading."""
+"""Experiment configuration: the spine's sections (sections.py), what each pruning family adds
+(plugins.py), the schema composed from both (schema.py) and TOML loading with --set overrides
+(load.py)."""
 
+from . import schema
 from .base import Section
 from .load import apply_override, format_validation_error, load, parse, validate
 from .sections import (DataConfig, Experiment, FinetuneConfig, ModelConfig, OptimConfig, PruneConfig, ReportConfig,
@@ -8,5 +11,5 @@ from .sections import (DataConfig, Experiment, FinetuneConfig, ModelConfig, Opti
 __all__ = [
     "DataConfig", "Experiment", "FinetuneConfig", "ModelConfig", "OptimConfig", "PruneConfig", "ReportConfig",
     "Section", "SweepConfig", "TestConfig", "TrainConfig", "apply_override", "format_validation_error", "load",
-    "parse", "validate",
+    "parse", "schema", "validate",
 ]

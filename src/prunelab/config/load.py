@@ -48,7 +48,7 @@ def apply_override(raw: dict, keys: list[str], value: object, config_path: str) 
 
 
 # A check across the keys of a table blames one of them by starting its message with it:
-# "at_init.min_layer_density: ..." raised in [prune] reads "prune.at_init.min_layer_density: ...".
+# "finetune.epochs: ..." raised in [prune] reads "prune.finetune.epochs: ...".
 BLAMED_KEY = re.compile(r"^([A-Za-z_]\w*(?:\.\w+)*): (.+)$")
 
 

@@ -8,7 +8,7 @@ as the tests do, gets a new schema).
 
 Composed [prune] validation, after each field is checked:
 1. the family: `prune.family`, or the one family whose rule accepts the table;
-2. no other family's key is set (e.g. threshold without method = "threshold");
+2. no other family's key is set (each key belongs to one family);
 3. the family's own check of the table (targets, rules, combinations).
 """
 

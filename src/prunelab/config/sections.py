@@ -89,9 +89,8 @@ class PruneConfig(Section):
     """[prune]: the keys every pruning family shares; each family adds its own (schema.py).
 
     Which family runs is `family`, or when it is not given the one family whose rule
-    accepts the table (family.select): e.g. granularity = "filter" selects filter
-    removal, method = "threshold" DeepHoyer's threshold, start = "init" pruning at
-    initialization. The valid `method` and `granularity` values are the families'.
+    accepts the table (plugins.select: each family claims some values of method,
+    granularity and start). The valid `method` and `granularity` values are the families'.
     """
 
     family: Optional[str] = None

@@ -33,7 +33,7 @@ def report(exp: Experiment, force: bool = False) -> None:
     shape = DATASETS[exp.data.dataset].image_shape
     loaded = {key: checkpoints.load_current(exp, path, h) for key, (path, h) in inputs.items()}
     models = {key: checkpoints.build_model(exp, ckpt, inputs[key][0]) for key, ckpt in loaded.items()}
-    dense_model = models.get("dense") or checkpoints.build_for(exp)  # pruning at init: the untrained architecture
+    dense_model = models.get("dense") or checkpoints.build_for(exp)  # start = "init": the untrained architecture
     pruned_model = models.get("pruned", dense_model)
     dense_layers = [asdict(layer) for layer in layer_stats(dense_model, shape)]
     pruned_layers = [asdict(layer) for layer in layer_stats(pruned_model, shape)]
