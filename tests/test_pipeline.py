@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from prunelab import checkpoints, config, paths
+from prunelab import config, paths
 from prunelab import train as train_module
 from prunelab.atomic import load_torch
 from prunelab.cli import run

@@ -28,6 +28,7 @@ import torch.nn as nn
 from .config import plugins
 from .config.plugins import FamilySchema
 from .config.sections import Experiment, PruneConfig
+from .data.loader import TensorLoader
 from .registry import Registry
 
 BenchSection = tuple[str, list[dict]]  # (markdown heading, rows with the same keys)
@@ -40,10 +41,9 @@ class PruneContext:
 
     exp: Experiment
     model: nn.Module
-    train_loader: object  # data.loader.TensorLoader
-    test_loader: object
+    train_loader: TensorLoader
+    test_loader: TensorLoader
     device: torch.device
-    config_hash: str
 
 
 class Pruner(Protocol):

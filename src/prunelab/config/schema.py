@@ -1,10 +1,10 @@
 """The schema configs validate against: the spine's sections joined with every family's keys.
 
-A family adds fields to [prune] and [train] (Section mixins in its settings module)
-and values to three names lists: prune.method, prune.granularity ("element" is the
-spine's) and sweep.kind (its plugins.FamilySchema). `current()` composes those classes from the registered
-families and keeps them until the registry changes (a family registered at run time,
-as the tests do, gets a new schema).
+A family (its plugins.FamilySchema) adds fields to [prune] and [train] (Section mixins
+in its settings module) and values to three lists of names: prune.method,
+prune.granularity ("element" is the spine's) and sweep.kind. `current()` composes the
+classes from the registered families and keeps them until the registry changes (a
+family registered at run time, as the tests do, gets a new schema).
 
 Composed [prune] validation, after each field is checked:
 1. the family: `prune.family`, or the one family whose rule accepts the table;

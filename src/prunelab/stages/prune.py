@@ -63,7 +63,7 @@ def prune(exp: Experiment, force: bool = False) -> None:
             raise UserError(f"{exp.path}: prune.finetune.distill_alpha: distillation needs a trained model to "
                             "distill from (prune.start = \"dense\")")
         distill = [Distill(_teacher(model), cfg.finetune)]
-    pruner = family.select(cfg).pruner(PruneContext(exp, model, train_loader, test_loader, device, config_hash))
+    pruner = family.select(cfg).pruner(PruneContext(exp, model, train_loader, test_loader, device))
     epoch_log = list(pruner.epoch_log)  # every training epoch of this stage, for prune_train_log.csv
     log: list[dict] = []
     done = 0 if force else _resume_round(exp, pruner.rounds, config_hash)
