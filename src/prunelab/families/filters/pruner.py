@@ -42,6 +42,9 @@ class FiltersPruner:
         self.targets = resolve_targets(ctx.exp, self.model, self.example)
         self.dense_channels = out_channels(architecture_of(self.model, ctx.exp.model.arch))
         self.dense_params, self.dense_macs = counts(self.model, self.shape)
+        # (params, MACs) of the model as it is: they change only when filters are removed or
+        # a checkpoint is restored, so fvcore traces the model once per step, not per question.
+        self.now = (self.dense_params, self.dense_macs)
 
     def prune_round(self, k: int) -> dict:
         importance = make_importance(self.filters.criterion, self.exp.seed + k)
@@ -51,10 +54,11 @@ class FiltersPruner:
         importance.prepare(self.model, islice(loader, self.filters.taylor_batches), total=self.filters.taylor_batches)
         remove_filters(self.model, self.example, importance, self.targets, self.dense_channels,
                        progress=k / self.rounds)
+        self.now = counts(self.model, self.shape)
         return {}
 
     def sizes(self) -> dict:
-        params, macs = counts(self.model, self.shape)
+        params, macs = self.now
         return {
             "density": params / self.dense_params,  # parameters kept, all of them (BatchNorm included)
             "compression": self.dense_params / params,
@@ -71,11 +75,12 @@ class FiltersPruner:
         model = rebuild_model(self.exp, checkpoint["architecture"])
         checkpoints.load_into(model, checkpoint, path)
         self.model = model.to(self.ctx.device)
+        self.now = counts(self.model, self.shape)
 
     def hooks(self) -> list:
         return []
 
     def summary(self) -> str:
-        params, macs = counts(self.model, self.shape)
+        params, macs = self.now
         return (f"{params:,} params ({self.dense_params / params:.2f}x fewer), "
                 f"{macs:,} MACs ({self.dense_macs / macs:.2f}x fewer)")
