@@ -67,7 +67,7 @@ def test_missing_source_directory_names_the_key(tmp_path, tiny_config, capsys):
 
 def test_missing_dataset_names_the_command(tiny_config):
     exp = config.load(tiny_config())
-    with pytest.raises(UserError, match=r"run `pixi r get-dataset .*tiny.toml`"):
+    with pytest.raises(UserError, match=r"run `python tasks/get_dataset.py .*tiny.toml`"):
         load_splits(exp)
 
 

@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from prunelab import checkpoints, config, paths
+from prunelab.atomic import write_json
 from prunelab.cli import run
 from prunelab.families.deephoyer import frontier
 from prunelab.families.deephoyer.frontier import DECAY_KEY, KIND_KEY, Point, compare, sparsest_at, verdict
@@ -218,7 +219,7 @@ def _summary(cells: list[tuple[str, float, float | None, int | None]]) -> dict:
 def _write_han(tmp_path, accuracy: float, nonzero: int) -> None:
     path = tmp_path / "lenet300_100_fashion" / "metrics.json"
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps(_metrics(accuracy, nonzero)))
+    write_json(path, _metrics(accuracy, nonzero))
     (path.parent / "prune_log.csv").write_text("round,finetune_epochs\n1,3\n2,4\n")
 
 

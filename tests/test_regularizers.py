@@ -241,7 +241,7 @@ def test_regularizer_config():
 def test_missing_pretrained_is_a_user_error(tmp_path):
     exp = config.parse({"name": "x", "device": "cpu", "results_root": str(tmp_path),
                         "train": {"pretrained": str(tmp_path / "nope.pt")}}, "x.toml")
-    with pytest.raises(UserError, match=r"^x\.toml: train\.pretrained: .*nope\.pt not found$"):
+    with pytest.raises(UserError, match=r"^x\.toml: train\.pretrained: .*nope\.pt not found; make it first"):
         train(exp)
 
 

@@ -1,4 +1,8 @@
-"""Atomic artifact writes (temp file in the same directory, then rename) and safe loads."""
+"""Atomic artifact writes (temp file in the same directory, then rename) and safe loads.
+
+Checkpoints and JSON artifacts are sealed with a content digest when written and
+checked when read (integrity.py); a damaged one is a one-line UserError naming the file.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,15 @@ from typing import Iterator
 
 import torch
 
+from . import integrity
 from .errors import UserError
+
+
+def file_mode() -> int:
+    """The mode a new file gets under the current umask (0666 - umask); mkstemp's is 0600."""
+    mask = os.umask(0o022)  # the only way to read the umask is to set it
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 @contextmanager
@@ -25,6 +37,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -36,8 +49,9 @@ def write_text(path: Path, text: str) -> None:
         tmp.write_text(text)
 
 
-def write_json(path: Path, data: object) -> None:
-    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+def write_json(path: Path, data: dict) -> None:
+    """A JSON artifact, sealed with its digest (checked by load_json)."""
+    write_text(path, json.dumps(integrity.seal(data), indent=2, sort_keys=True) + "\n")
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -52,13 +66,15 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     write_text(path, buffer.getvalue())
 
 
-def save_torch(path: Path, obj: object) -> None:
+def save_torch(path: Path, obj: dict) -> None:
+    """A checkpoint, sealed with its digest (checked by load_torch)."""
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        torch.save(integrity.seal(obj), tmp)
 
 
 def load_torch(path: Path) -> dict:
-    """Load a checkpoint without pickle (weights_only); a bad file is a one-line UserError."""
+    """Load a checkpoint without pickle (weights_only) and check its digest; a bad or damaged
+    file is a one-line UserError naming it."""
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -68,13 +84,23 @@ def load_torch(path: Path) -> dict:
         raise UserError(f"{path}: not a readable prunelab checkpoint ({reason[:120]})") from None
     if not isinstance(obj, dict) or "model" not in obj:
         raise UserError(f"{path}: not a prunelab checkpoint (no 'model' entry)")
+    problem = integrity.problem(obj)
+    if problem is not None:
+        raise UserError(f"{path}: {problem}")
     return obj
 
 
 def load_json(path: Path) -> dict:
+    """A JSON artifact written by write_json, its digest checked."""
     try:
-        return json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise UserError(f"{path}: not found") from None
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise UserError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: not a prunelab artifact (not a JSON object)")
+    problem = integrity.problem(data)
+    if problem is not None:
+        raise UserError(f"{path}: {problem}")
+    return data

@@ -7,40 +7,55 @@ from pathlib import Path
 
 import torch.nn as nn
 
-from . import family
+from . import family, provenance
 from .atomic import load_torch, save_torch
 from .config import Experiment
 from .data.catalog import DATASETS
 from .errors import UserError
 from .models import build
 
-TASK_FOR_ARTIFACT = {"dense.pt": "train", "pruned.pt": "prune"}
+# The task that writes each artifact, for the hint in an error about it.
+TASK_FOR_ARTIFACT = {"dense.pt": "train", "train_state.pt": "train", "pruned.pt": "prune", "metrics.json": "test",
+                     "sweep.json": "sweep"}
 
 
-def save(path: Path, model: nn.Module, config_hash: str, masks: dict | None = None, **extra) -> None:
-    save_torch(path, {"model": model.state_dict(), "masks": masks or {}, "config_hash": config_hash, **extra})
+def making_task(path: Path) -> str:
+    name = Path(path).name
+    return "prune" if name.startswith(("prune_round_", "finetune_state_")) else TASK_FOR_ARTIFACT.get(name, "train")
 
 
-def is_current(path: Path, config_hash: str) -> bool:
-    """True if `path` exists, loads, and was made from a config with this hash."""
+def save(path: Path, model: nn.Module, config_hash: str, masks: dict | None = None,
+         inputs: dict[str, str] | None = None, **extra) -> None:
+    """A model checkpoint; `inputs` maps each artifact it was made from to that artifact's digest."""
+    save_torch(path, {"model": model.state_dict(), "masks": masks or {}, "config_hash": config_hash,
+                      "inputs": inputs or {}, **extra})
+
+
+def is_current(path: Path, config_hash: str, inputs: dict[str, str] | None = None) -> bool:
+    """True if `path` loads intact, was made from a config with this hash and from these inputs
+    (the digests of the artifacts it was made from, e.g. the dense model a pruned one started from)."""
     if not path.is_file():
         return False
     try:
-        return load_torch(path).get("config_hash") == config_hash
+        checkpoint = load_torch(path)
     except UserError:
         return False
+    return checkpoint.get("config_hash") == config_hash and checkpoint.get("inputs", {}) == (inputs or {})
 
 
 def load_current(exp: Experiment, path: Path, config_hash: str) -> dict:
-    """Load an input artifact, refusing a missing or stale one with the command that makes it."""
-    task = TASK_FOR_ARTIFACT.get(path.name, "train")
+    """Load an input artifact, refusing a missing, damaged or stale one with the command that remakes it."""
+    task = making_task(path)
     if not path.is_file():
-        raise UserError(f"{path}: not found; run `pixi r {task} {exp.path}` first")
-    checkpoint = load_torch(path)
+        raise UserError(f"{path}: not found; {provenance.run_hint(exp, task)} first")
+    try:
+        checkpoint = load_torch(path)
+    except UserError as error:
+        raise UserError(f"{error}; remake it: {provenance.run_hint(exp, task, '--force')}") from None
     if checkpoint.get("config_hash") != config_hash:
         raise UserError(
             f"{path}: made from a different config (hash {checkpoint.get('config_hash')}, "
-            f"{exp.path} now hashes to {config_hash}); run `pixi r {task} {exp.path}`"
+            f"{exp.path} now hashes to {config_hash}); {provenance.run_hint(exp, task)}"
         )
     return checkpoint
 

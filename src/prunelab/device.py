@@ -1,4 +1,4 @@
-"""Device choice and seeding."""
+"""Device and CPU thread choice, and seeding."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from .errors import UserError
 
 
 def resolve(exp: Experiment) -> torch.device:
+    """The device to run on; also sets torch's CPU thread count to `threads` (CPU results are
+    bit-identical only at the same count, and more threads than free cores slow a shared machine)."""
+    torch.set_num_threads(exp.threads)
     if exp.device == "cuda" and not torch.cuda.is_available():
         raise UserError(f"{exp.path}: device: 'cuda' requested but no CUDA device is available (use 'auto')")
     if exp.device == "auto":

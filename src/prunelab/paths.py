@@ -7,8 +7,21 @@ from pathlib import Path
 from .config import Experiment
 
 
+# The checked-in reference reports: written only by `publish` (runs write under results_root, "runs").
+PUBLISHED_ROOT = Path("results")
+
+
 def run_dir(exp: Experiment) -> Path:
     return Path(exp.results_root) / exp.name
+
+
+def published_dir(exp: Experiment) -> Path:
+    return PUBLISHED_ROOT / exp.name
+
+
+def benchmarks(published: bool) -> Path:
+    """`bench` writes runs/benchmarks.md; with --publish, the checked-in results/benchmarks.md."""
+    return PUBLISHED_ROOT / "benchmarks.md" if published else Path("runs") / "benchmarks.md"
 
 
 def dataset_dir(exp: Experiment) -> Path:

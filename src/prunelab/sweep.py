@@ -2,7 +2,7 @@
 
 A cell is the base experiment with one combination of the grid's values (and
 one variant) applied as overrides. Its artifacts live in
-results/<name>/cells/<cell>/, so finished stages of finished cells are skipped
+<results_root>/<name>/cells/<cell>/, so finished stages of finished cells are skipped
 when the sweep is re-run after an interruption (stages/sweep.py runs them).
 """
 
@@ -53,8 +53,10 @@ def all_cells(exp: Experiment) -> list[tuple[str, Experiment, dict[str, Any]]]:
     return [(cell_id, cell_experiment(exp, cell_id, overrides), overrides) for cell_id, overrides in cell_overrides(exp)]
 
 
-def collect(exp: Experiment, grid_cells: list[tuple[str, Experiment, dict[str, Any]]]) -> dict:
-    """sweep.json: every cell's overrides and metrics.json (None until measured)."""
+def collect(exp: Experiment, grid_cells: list[tuple[str, Experiment, dict[str, Any]]],
+            made_by: dict | None = None) -> dict:
+    """sweep.json: every cell's overrides and metrics.json (None until measured), and how the
+    sweep was run (`made_by`: {"sweep": provenance record})."""
     rows = []
     for cell_id, cell, overrides in grid_cells:
         metrics_path = paths.metrics(cell)
@@ -64,7 +66,7 @@ def collect(exp: Experiment, grid_cells: list[tuple[str, Experiment, dict[str, A
             "metrics": load_json(metrics_path) if metrics_path.is_file() else None,
             "results": str(paths.run_dir(cell)),
         })
-    summary = {"name": exp.name, "kind": exp.sweep.kind, "cells": rows}
+    summary = {"name": exp.name, "kind": exp.sweep.kind, "cells": rows, "made_by": made_by or {}}
     write_json(paths.sweep_summary(exp), summary)
     done = sum(row["metrics"] is not None for row in rows)
     console.print(f"[green]{paths.sweep_summary(exp)}[/]: {done}/{len(rows)} cells measured")

@@ -190,7 +190,12 @@ class Experiment(Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    results_root: str = "results"
+    # torch's CPU threads (intra-op). CPU results are bit-identical only at the same thread count
+    # (and torch version and CPU kind); 1 never oversubscribes a shared machine. `--threads N` overrides.
+    threads: int = Field(1, ge=1)
+    # Where runs write (git-ignored); the checked-in reference reports under results/ change only
+    # through `publish`.
+    results_root: str = "runs"
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import paths
+from .. import paths, provenance
 from ..atomic import atomic_path, load_json, write_json
 from ..errors import UserError
 from ..log import console
@@ -91,7 +91,7 @@ def read_splits(exp, spec: DatasetSpec) -> dict[str, tuple[torch.Tensor, torch.T
     try:
         return {split: read_split(directory, spec, split) for split in spec.batches}
     except UserError as error:
-        raise UserError(f"{exp.path}: data.dataset: {error}; run `pixi r get-dataset {exp.path} --force`") from None
+        raise UserError(f"{exp.path}: data.dataset: {error}; {provenance.run_hint(exp, 'get_dataset', '--force')}") from None
 
 
 def check_members(archive: Path, tar: tarfile.TarFile, target: Path) -> None:
@@ -152,7 +152,10 @@ def _is_current(exp, spec: DatasetSpec) -> bool:
     manifest_path = paths.dataset_manifest(exp)
     if not manifest_path.is_file():
         return False
-    digests = load_json(manifest_path).get("sha256", {})
+    try:
+        digests = load_json(manifest_path).get("sha256", {})
+    except UserError:  # damaged or from an older prunelab: install again
+        return False
     expected = {f"{spec.archive_dir}/{name}" for name in _batch_files(spec)}
     if set(digests) != expected:
         return False

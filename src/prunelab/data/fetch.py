@@ -46,7 +46,10 @@ def _manifest_is_current(exp: Experiment, spec: DatasetSpec) -> bool:
     manifest_path = paths.dataset_manifest(exp)
     if not manifest_path.is_file():
         return False
-    manifest = load_json(manifest_path)
+    try:
+        manifest = load_json(manifest_path)
+    except UserError:  # damaged or from an older prunelab: copy again
+        return False
     for name, digest in manifest.get("sha256", {}).items():
         stored = paths.dataset_dir(exp) / name
         if not stored.is_file() or sha256(stored) != digest:

@@ -10,11 +10,13 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import paths
+from .. import paths, provenance
+from ..atomic import load_json
 from ..config.sections import Experiment
 from ..errors import UserError
 from .catalog import DATASETS
 from .cifar import read_splits
+from .download import sha256
 from .fetch import validate_split
 from .idx import find
 
@@ -27,22 +29,36 @@ class Splits:
     test_labels: torch.Tensor
 
 
+def verify_manifest(exp: Experiment) -> None:
+    """Every file get-dataset recorded still has the sha256 it had then (about 0.1 s per 50 MB)."""
+    manifest_path = paths.dataset_manifest(exp)
+    remake = provenance.run_hint(exp, "get_dataset", "--force")
+    try:
+        recorded = load_json(manifest_path).get("sha256", {})
+    except UserError as error:
+        raise UserError(f"{error}; remake it: {remake}") from None
+    for name, digest in recorded.items():
+        path = paths.dataset_dir(exp) / name
+        if not path.is_file() or sha256(path) != digest:
+            raise UserError(f"{path}: missing or damaged (sha256 differs from {manifest_path.name}); {remake}")
+
+
 def load_splits(exp: Experiment) -> Splits:
     """Read the verified IDX files (or CIFAR batches) of exp.data.dataset into memory (subset if configured)."""
     spec = DATASETS[exp.data.dataset]
     directory = paths.dataset_dir(exp)
     if not paths.dataset_manifest(exp).is_file():
         raise UserError(
-            f"{exp.path}: data set {spec.name} not found in {directory}; run `pixi r get-dataset {exp.path}`"
-            f" (or `python tasks/get_dataset.py {exp.path}`)"
+            f"{exp.path}: data set {spec.name} not found in {directory}; {provenance.run_hint(exp, 'get_dataset')}"
         )
+    verify_manifest(exp)
     arrays = {}
     if spec.archive is not None:  # CIFAR: pickled batches (cifar.py)
         arrays = read_splits(exp, spec)
     for split, (images_stem, labels_stem) in spec.files.items():
         images_path, labels_path = find(directory, images_stem), find(directory, labels_stem)
         if images_path is None or labels_path is None:
-            raise UserError(f"{directory}: {split} files missing; run `pixi r get-dataset {exp.path}`")
+            raise UserError(f"{directory}: {split} files missing; {provenance.run_hint(exp, 'get_dataset', '--force')}")
         images, labels = validate_split(spec, split, images_path, labels_path)
         arrays[split] = (
             torch.from_numpy(images.copy()).reshape(-1, *spec.image_shape),

@@ -2,6 +2,7 @@
 
 from .get_dataset import get_dataset
 from .prune import prune
+from .publish import publish
 from .report import report
 from .reproduce import reproduce
 from .sweep import sweep
@@ -16,6 +17,7 @@ STAGES = {
     "report": report,
     "reproduce": reproduce,
     "sweep": sweep,
+    "publish": publish,
 }
 
-__all__ = ["STAGES", "get_dataset", "train", "prune", "test", "report", "reproduce", "sweep"]
+__all__ = ["STAGES", "get_dataset", "train", "prune", "test", "report", "reproduce", "sweep", "publish"]

@@ -13,7 +13,7 @@ import copy
 
 import torch.nn as nn
 
-from .. import checkpoints, family, paths
+from .. import checkpoints, family, paths, provenance
 from ..atomic import write_csv
 from ..config import Experiment
 from ..data.loader import load_splits, make_loaders
@@ -24,12 +24,19 @@ from ..family import PruneContext
 from ..log import console
 from ..train import Distill, fit
 
-def _resume_round(exp: Experiment, rounds: int, config_hash: str) -> int:
+def _resume_round(exp: Experiment, rounds: int, config_hash: str, inputs: dict[str, str]) -> int:
     """The last round whose checkpoint is current (0 if none)."""
     for k in range(rounds, 0, -1):
-        if checkpoints.is_current(paths.prune_round(exp, k), config_hash):
+        if checkpoints.is_current(paths.prune_round(exp, k), config_hash, inputs):
             return k
     return 0
+
+
+def _start(exp: Experiment) -> dict | None:
+    """The verified dense checkpoint pruning starts from, or None when it starts from a fresh init."""
+    if exp.prune.start != "dense":
+        return None
+    return checkpoints.load_current(exp, paths.dense(exp), exp.stage_hash("train"))
 
 
 def _teacher(model: nn.Module) -> nn.Module:
@@ -41,19 +48,21 @@ def _teacher(model: nn.Module) -> nn.Module:
 
 
 def prune(exp: Experiment, force: bool = False) -> None:
+    """Prune in rounds with fine-tuning (resumable) -> pruned.pt, prune_log.csv, prune_train_log.csv."""
     if exp.prune is None:
         raise UserError(f"{exp.path}: prune: section missing; add a [prune] table")
     cfg = exp.prune
     config_hash = exp.stage_hash("prune")
     out = paths.pruned(exp)
-    if not force and checkpoints.is_current(out, config_hash):
+    dense = _start(exp)
+    inputs = {} if dense is None else {"dense": dense["digest"]}
+    if not force and checkpoints.is_current(out, config_hash, inputs):
         console.print(f"[green]{out}[/] is up to date; skipping prune (--force to redo)")
         return
     device = resolve(exp)
     seed_everything(exp.seed)
     model = checkpoints.build_for(exp)
-    if cfg.start == "dense":
-        dense = checkpoints.load_current(exp, paths.dense(exp), exp.stage_hash("train"))
+    if dense is not None:
         checkpoints.load_into(model, dense, paths.dense(exp))
     model.to(device)
     train_loader, test_loader = make_loaders(exp, load_splits(exp), device)
@@ -66,7 +75,7 @@ def prune(exp: Experiment, force: bool = False) -> None:
     pruner = family.select(cfg).pruner(PruneContext(exp, model, train_loader, test_loader, device))
     epoch_log = list(pruner.epoch_log)  # every training epoch of this stage, for prune_train_log.csv
     log: list[dict] = []
-    done = 0 if force else _resume_round(exp, pruner.rounds, config_hash)
+    done = 0 if force else _resume_round(exp, pruner.rounds, config_hash, inputs)
     if done:
         path = paths.prune_round(exp, done)
         state = checkpoints.load_current(exp, path, config_hash)
@@ -98,8 +107,8 @@ def prune(exp: Experiment, force: bool = False) -> None:
             "finetune_epochs": len(finetune_log),
             **extra,
         })
-        checkpoints.save(paths.prune_round(exp, k), pruner.model, config_hash, **pruner.state(), arch=exp.model.arch,
-                         round=k, log=log, epoch_log=epoch_log)
+        checkpoints.save(paths.prune_round(exp, k), pruner.model, config_hash, inputs=inputs, **pruner.state(),
+                         arch=exp.model.arch, round=k, log=log, epoch_log=epoch_log)
         paths.finetune_state(exp, k).unlink(missing_ok=True)
         console.print(
             f"{pruner.unit} {k}/{pruner.rounds}: {pruner.summary()}, accuracy {after_prune['accuracy']:.2f}% "
@@ -107,5 +116,6 @@ def prune(exp: Experiment, force: bool = False) -> None:
         )
     write_csv(paths.prune_log(exp), log)
     write_csv(paths.prune_train_log(exp), epoch_log)
-    checkpoints.save(out, pruner.model, config_hash, **pruner.state(), arch=exp.model.arch, log=log)
+    checkpoints.save(out, pruner.model, config_hash, inputs=inputs, **pruner.state(), arch=exp.model.arch, log=log,
+                     made_by=provenance.made_by(exp, device))
     console.print(f"[green]{out}[/]: {pruner.summary()}")

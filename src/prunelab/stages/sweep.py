@@ -3,9 +3,10 @@ sweep's report, written by the family whose sweep kind the config names."""
 
 from __future__ import annotations
 
-from .. import paths
+from .. import paths, provenance
 from ..atomic import load_json
 from ..config import Experiment
+from ..device import resolve
 from ..errors import UserError
 from ..family import FAMILIES
 from ..log import progress_bar
@@ -19,6 +20,7 @@ CELL_STAGES = {"train": train, "prune": prune, "test": test}
 
 
 def sweep(exp: Experiment, force: bool = False) -> None:
+    """Run every cell of the [sweep] grid (train, prune, test; resumable) -> sweep.json."""
     if exp.sweep is None:
         raise UserError(f"{exp.path}: sweep: section missing; add a [sweep] table")
     cells = all_cells(exp)  # every cell validated before any runs
@@ -30,14 +32,17 @@ def sweep(exp: Experiment, force: bool = False) -> None:
             for stage in exp.sweep.stages:
                 CELL_STAGES[stage](cell, force=force)
             progress.advance(task)
-    collect(exp, cells)
+    collect(exp, cells, made_by={"sweep": provenance.made_by(exp, resolve(exp))})
 
 
 def report_sweep(exp: Experiment) -> None:
     summary_path = paths.sweep_summary(exp)
     if not summary_path.is_file():
-        raise UserError(f"{summary_path}: not found; run `pixi r sweep {exp.path}` first")
+        raise UserError(f"{summary_path}: not found; {provenance.run_hint(exp, 'sweep')} first")
     writer = next(f for f in FAMILIES.values() if f.schema.sweep_kind == exp.sweep.kind)  # the kind is validated
-    summary = load_json(summary_path)
+    try:
+        summary = load_json(summary_path)
+    except UserError as error:
+        raise UserError(f"{error}; remake it: {provenance.run_hint(exp, 'sweep')}") from None
     cells = {row["cell"]: cell_experiment(exp, row["cell"], row["overrides"]) for row in summary["cells"]}
     writer.sweep_report(exp, summary, cells)

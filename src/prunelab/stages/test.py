@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import torch
 
-from .. import checkpoints, paths
+from .. import checkpoints, paths, provenance
 from .. import metrics as counts
 from ..atomic import load_json, write_json
+from ..errors import UserError
 from ..config import Experiment
 from ..data.catalog import DATASETS
 from ..data.loader import load_splits, make_loaders
 from ..device import resolve, seed_everything
 from ..evaluate import evaluate, latency
 from ..log import console
+from .train import load_pretrained
 
 
 def stage_inputs(exp: Experiment) -> dict[str, tuple]:
@@ -48,28 +50,66 @@ def measure_latency(model: torch.nn.Module, images: torch.Tensor, exp: Experimen
     return results
 
 
-def test(exp: Experiment, force: bool = False) -> None:
+def freshness(exp: Experiment, loaded: dict[str, dict]) -> dict:
+    """What metrics.json must have been made from to be current: the checkpoints' config hashes
+    and digests, and every [test] setting."""
     inputs = stage_inputs(exp)
-    wanted_hashes = {key: config_hash for key, (_, config_hash) in inputs.items()}
+    return {
+        "config_hashes": {key: config_hash for key, (_, config_hash) in inputs.items()},
+        "inputs": {key: checkpoint["digest"] for key, checkpoint in loaded.items()},
+        "test": exp.test.model_dump(mode="json"),
+    }
+
+
+def load_inputs(exp: Experiment) -> dict[str, dict]:
+    """The verified checkpoints test measures: dense and/or pruned (stage_inputs), and the
+    pretrained model a regularized or retrained dense model started from (the real dense baseline)."""
+    loaded = {key: checkpoints.load_current(exp, path, config_hash)
+              for key, (path, config_hash) in stage_inputs(exp).items()}
+    pretrained = load_pretrained(exp)
+    if pretrained is not None:
+        loaded["pretrained"] = {**pretrained[1], "path": str(pretrained[0])}
+    return loaded
+
+
+def is_current(exp: Experiment, path, wanted: dict) -> bool:
+    try:
+        measured = load_json(path)
+    except UserError:  # damaged or foreign: measure again
+        return False
+    return all(measured.get(key) == value for key, value in wanted.items())
+
+
+def test(exp: Experiment, force: bool = False) -> None:
+    """Accuracy, loss, counts and CPU (and CUDA) time of each model -> metrics.json."""
+    loaded = load_inputs(exp)
+    wanted = freshness(exp, loaded)
     out = paths.metrics(exp)
-    if not force and out.is_file() and load_json(out).get("config_hashes") == wanted_hashes:
+    if not force and out.is_file() and is_current(exp, out, wanted):
         console.print(f"[green]{out}[/] is up to date; skipping test (--force to redo)")
         return
     device = resolve(exp)
     seed_everything(exp.seed)
-    loaded = {key: checkpoints.load_current(exp, path, config_hash) for key, (path, config_hash) in inputs.items()}
     splits = load_splits(exp)
     _, test_loader = make_loaders(exp, splits, device)
     shape = DATASETS[exp.data.dataset].image_shape
     timing_images = next(iter(make_loaders(exp, splits, torch.device("cpu"))[1]))[0]
-    results = {"config_hashes": wanted_hashes, "device": str(device), "torch_threads": torch.get_num_threads()}
+    results = {
+        **wanted, "device": str(device), "torch_threads": torch.get_num_threads(),
+        "made_by": {
+            **{stage: loaded[key].get("made_by") for stage, key in (("train", "dense"), ("prune", "pruned"))
+               if key in loaded},
+            "test": provenance.made_by(exp, device),
+        },
+    }
     for key, checkpoint in loaded.items():
-        model = checkpoints.build_model(exp, checkpoint, inputs[key][0]).to(device)
+        path = checkpoint.get("path") or stage_inputs(exp)[key][0]
+        model = checkpoints.build_model(exp, checkpoint, path).to(device)
         scores = evaluate(model, test_loader)
         summary = counts.summarize(model, shape)
         summary.pop("layers")
         timing = measure_latency(model, timing_images, exp)
-        results[key] = {**scores, "latency": timing, **summary}
+        results[key] = {**scores, "latency": timing, **summary, **({"path": str(path)} if key == "pretrained" else {})}
         cpu = ", ".join(f"{t['ms_per_batch']:.2f} ms at batch {b}" for b, t in timing["cpu"].items())
         console.print(
             f"{key}: top-1 {scores['accuracy']:.2f}%, loss {scores['loss']:.4f}, CPU {cpu}, "

@@ -1,10 +1,10 @@
-"""train: the dense model -> results/<name>/dense.pt and train_log.csv."""
+"""train: the dense model -> <results_root>/<name>/dense.pt and train_log.csv."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .. import checkpoints, paths
+from .. import checkpoints, paths, provenance
 from ..atomic import load_torch, write_csv
 from ..config import Experiment
 from ..data.loader import load_splits, make_loaders
@@ -15,17 +15,28 @@ from ..log import console
 from ..train import fit
 
 
-def _load_pretrained(exp: Experiment, model) -> None:
+def load_pretrained(exp: Experiment) -> tuple[Path, dict] | None:
+    """The checkpoint `train.pretrained` names (verified), or None when training starts fresh."""
+    if exp.train.pretrained is None:
+        return None
     source = Path(exp.train.pretrained)
     if not source.is_file():
-        raise UserError(f"{exp.path}: train.pretrained: {source} not found")
-    checkpoints.load_into(model, load_torch(source), source)
+        where = "" if source.is_absolute() else f" (relative to the current directory, {Path.cwd()})"
+        raise UserError(f"{exp.path}: train.pretrained: {source} not found{where}; "
+                        f"{provenance.other_config_hint(source, 'train')}")
+    try:
+        return source, load_torch(source)
+    except UserError as error:
+        raise UserError(f"{exp.path}: train.pretrained: {error}") from None
 
 
 def train(exp: Experiment, force: bool = False) -> None:
+    """Train the dense model (resumable) -> dense.pt, train_log.csv."""
     config_hash = exp.stage_hash("train")
     out = paths.dense(exp)
-    if not force and checkpoints.is_current(out, config_hash):
+    pretrained = load_pretrained(exp)
+    made_from = {} if pretrained is None else {"pretrained": pretrained[1]["digest"]}
+    if not force and checkpoints.is_current(out, config_hash, made_from):
         console.print(f"[green]{out}[/] is up to date; skipping train (--force to redo)")
         return
     if force:
@@ -33,13 +44,15 @@ def train(exp: Experiment, force: bool = False) -> None:
     device = resolve(exp)
     seed_everything(exp.seed)
     model = checkpoints.build_for(exp).to(device)
-    if exp.train.pretrained is not None:
-        _load_pretrained(exp, model)
+    if pretrained is not None:
+        checkpoints.load_into(model, pretrained[1], pretrained[0])
     hooks = [hook for pruning in FAMILIES.values() for hook in pruning.train_hooks(exp, model)]
     train_loader, test_loader = make_loaders(exp, load_splits(exp), device)
     log = fit(model, train_loader, test_loader, exp.train, paths.train_state(exp), config_hash, description="train",
               hooks=hooks)
     write_csv(paths.train_log(exp), log)
-    checkpoints.save(out, model, config_hash, arch=exp.model.arch, log=log)
+    checkpoints.save(out, model, config_hash, inputs=made_from, arch=exp.model.arch, log=log,
+                     made_by=provenance.made_by(exp, device))
+    paths.train_state(exp).unlink(missing_ok=True)  # dense.pt holds everything a later stage needs
     final = log[-1]["test_accuracy"] if log else float("nan")
     console.print(f"[green]{out}[/]: dense {exp.model.arch}, test accuracy {final:.2f}%")

@@ -1,0 +1,150 @@
+"""How an artifact was made, and the exact command to run next.
+
+A task records its invocation (task, config, `--set` overrides, `--threads`, and whether
+it ran through `pixi run` or plain python). Every artifact a stage writes carries a
+`made_by` record built from it: the command, the overrides, the torch thread count,
+torch and Python versions, the device and the CPU (CPU results are bit-identical only on
+the same kind of CPU). Hints in error messages repeat the user's own command form and
+overrides, so following one literally works.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from .config import Experiment
+
+
+@dataclass(frozen=True)
+class Invocation:
+    task: str = "reproduce"          # the task file's name, e.g. "get_dataset"
+    config: str = ""                 # the config path as the user gave it
+    overrides: tuple[str, ...] = ()  # `--set KEY=VALUE` items, in order
+    threads: int | None = None       # `--threads N` as given (None: the config's `threads`)
+    runner: str = "python"           # "pixi" under `pixi run` / `pixi shell`, else "python"
+    environment: str = "default"     # the pixi environment
+
+    def command(self, task: str | None = None, *extra: str, config: str | None = None,
+                keep_overrides: bool = True) -> str:
+        """The command that runs `task` (default: this one) the way the user ran this one."""
+        task = task or self.task
+        if self.runner == "pixi":
+            where = "" if self.environment == "default" else f"-e {shlex.quote(self.environment)} "
+            words = [f"pixi r {where}{task.replace('_', '-')}"]
+        else:
+            words = [f"python tasks/{task}.py"]
+        words.append(shlex.quote(config if config is not None else self.config))
+        if keep_overrides:
+            words += [f"--set {shlex.quote(item)}" for item in self.overrides]
+            if self.threads is not None:
+                words.append(f"--threads {self.threads}")
+        return " ".join(words + list(extra))
+
+
+def _runner() -> tuple[str, str]:
+    """pixi sets PIXI_ENVIRONMENT_NAME in `pixi run` and `pixi shell`."""
+    environment = os.environ.get("PIXI_ENVIRONMENT_NAME")
+    return ("pixi", environment) if environment else ("python", "default")
+
+
+_current: Invocation | None = None
+
+
+@contextmanager
+def invoked(task: str, config: str, overrides: list[str] | tuple[str, ...], threads: int | None) -> Iterator[Invocation]:
+    """Record the running task's invocation for made_by records and hints (cli.run)."""
+    global _current
+    runner, environment = _runner()
+    previous, _current = _current, Invocation(task, config, tuple(overrides), threads, runner, environment)
+    try:
+        yield _current
+    finally:
+        _current = previous
+
+
+def invocation(exp: Experiment) -> Invocation:
+    """The running task's invocation, or (library use, tests) a plain python one for the config."""
+    if _current is not None:
+        return _current
+    runner, environment = _runner()
+    return Invocation(config=exp.path, runner=runner, environment=environment)
+
+
+def command(exp: Experiment, task: str, *extra: str) -> str:
+    """`task` on this experiment's config, with the user's overrides, in the user's form."""
+    current = invocation(exp)
+    return current.command(task, *extra, config=exp.path if current.config != exp.path else None)
+
+
+def run_hint(exp: Experiment, task: str, *extra: str) -> str:
+    return f"run `{command(exp, task, *extra)}`"
+
+
+def config_for(artifact: Path) -> Path | None:
+    """The checked-in config that makes an artifact under <root>/<name>/, if there is one."""
+    candidate = Path("configs") / f"{Path(artifact).parent.name}.toml"
+    return candidate if candidate.is_file() else None
+
+
+def other_config_hint(artifact: Path, task: str) -> str:
+    """How to make an artifact of another experiment (e.g. the dense model a config starts from)."""
+    config = config_for(artifact)
+    if config is None:
+        return f"make it first (`{task}` of the experiment that writes it)"
+    current = _current or Invocation(runner=_runner()[0], environment=_runner()[1])
+    return f"run `{current.command(task, config=str(config), keep_overrides=False)}` first"
+
+
+@lru_cache(maxsize=1)
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux), else what platform knows."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def environment(device: torch.device | str) -> dict:
+    """What CPU results depend on besides the config: thread count, torch, CPU kind."""
+    return {
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "torch": str(torch.__version__),  # a TorchVersion object would not load weights_only
+        "python": platform.python_version(),
+        "cpu": cpu_name(),
+        # The SIMD level torch's CPU kernels use (e.g. AVX512, AVX2): it changes rounding.
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }
+
+
+def made_by(exp: Experiment, device: torch.device | str) -> dict:
+    """The record every artifact carries: command, overrides and environment."""
+    current = invocation(exp)
+    if current.config != exp.path:  # a sweep cell: the sweep's command made it
+        current = replace(current, config=current.config or exp.path)
+    return {
+        "command": current.command(),
+        "overrides": list(current.overrides),
+        **environment(device),
+        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def describe_environment(record: dict) -> str:
+    """e.g. "1 torch thread, torch 2.13.0+cpu, cpu, Intel(R) Xeon(R) (AVX512)"."""
+    threads = record.get("threads")
+    thread_text = f"{threads} torch thread{'s' if threads != 1 else ''}" if threads is not None else "threads unknown"
+    return (f"{thread_text}, torch {record.get('torch', '?')}, {record.get('device', '?')}, "
+            f"{record.get('cpu', '?')} ({record.get('cpu_capability', '?')})")

@@ -1,0 +1,55 @@
+"""publish: a finished run's report and its small artifacts -> the checked-in results/<name>/.
+
+The only way tracked reference reports change. The report is regenerated first (which
+checks every artifact's digest and freshness), and a run made with `--set` overrides
+is refused unless `allow_overrides` (the report then lists them). Each file is copied
+atomically; files of an earlier publication that this run does not have are removed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from .. import paths, provenance
+from ..atomic import atomic_path, load_json
+from ..config import Experiment
+from ..errors import UserError
+from ..log import console
+from .report import report
+
+# What a published report consists of: the report, its figures and the small logs it is made from.
+PUBLISHED_PATTERNS = ("report.md", "*.png", "metrics.json", "*.csv", "sweep.json")
+
+
+def overridden_stages(exp: Experiment) -> dict[str, list[str]]:
+    """{stage: its --set overrides} for every stage of the run (and this publish) that had any."""
+    summary = paths.sweep_summary(exp) if exp.sweep is not None else paths.metrics(exp)
+    made_by = load_json(summary).get("made_by", {})
+    found = {stage: record.get("overrides", []) for stage, record in made_by.items() if record}
+    found["publish"] = list(provenance.invocation(exp).overrides)
+    return {stage: overrides for stage, overrides in found.items() if overrides}
+
+
+def publish(exp: Experiment, force: bool = False, allow_overrides: bool = False) -> None:
+    """Regenerate the run's report and copy it with its figures and logs to results/<name>/."""
+    report(exp)
+    overridden = overridden_stages(exp)
+    if overridden and not allow_overrides:
+        listed = "; ".join(f"{stage}: {' '.join(items)}" for stage, items in overridden.items())
+        raise UserError(f"{paths.run_dir(exp)}: made with --set overrides ({listed}); re-run without them, "
+                        "or publish with --allow-overrides (the report lists them)")
+    source, target = paths.run_dir(exp), paths.published_dir(exp)
+    files = sorted({path for pattern in PUBLISHED_PATTERNS for path in source.glob(pattern) if path.is_file()})
+    if source.resolve() == target.resolve():
+        raise UserError(f"{exp.path}: results_root: the run already writes to {target}; runs must write elsewhere "
+                        "(the default is runs/) so that only publish changes the checked-in reports")
+    for path in files:
+        with atomic_path(target / path.name) as tmp:
+            shutil.copyfile(path, tmp)
+    names = {path.name for path in files}
+    stale = [old for pattern in PUBLISHED_PATTERNS for old in target.glob(pattern) if old.name not in names]
+    for old in stale:
+        Path(old).unlink()
+    console.print(f"[green]{target}[/]: published {len(files)} files from {source}"
+                  + (f" (removed {len(stale)} no longer made)" if stale else ""))
