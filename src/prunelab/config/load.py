@@ -1,7 +1,8 @@
 """Reading an experiment: TOML -> `--set` overrides -> validation against the composed schema.
 
 `--set key=value` overrides are applied to the raw TOML before validation, so they
-are checked the same way; every error is one line naming the file and the dotted key.
+are checked the same way. A bad config is one UserError listing every problem found, one
+line each, naming the file and the dotted key: fixing them one run at a time is slow.
 """
 
 from __future__ import annotations
@@ -52,22 +53,39 @@ def apply_override(raw: dict, keys: list[str], value: object, config_path: str) 
 BLAMED_KEY = re.compile(r"^([A-Za-z_]\w*(?:\.\w+)*): (.+)$")
 
 
-def format_validation_error(config_path: str, error: ValidationError) -> str:
-    """The first problem as one line: `file: dotted.key: message (got value)`."""
-    first = error.errors()[0]
-    loc = ".".join(str(part) for part in first["loc"])
-    message = first["msg"]
+# Strict type errors whose bare pydantic message ("Input should be a valid integer") does not
+# say what was wrong with a value that looks right to a TOML writer: "30" and true are not numbers.
+STRICT_TYPE_ERRORS = {"int_type", "float_type", "bool_type"}
+
+
+def _shown(value: object) -> str:
+    """A value as the error shows it: booleans as TOML writes them, the rest as Python's repr
+    (which keeps the quotes that tell the string "30" from the number 30)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
+
+
+def _error_line(config_path: str, error: dict) -> str:
+    loc = ".".join(str(part) for part in error["loc"])
+    message = error["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
         blamed = BLAMED_KEY.match(message)
         if blamed:
             loc, message = ".".join(filter(None, (loc, blamed[1]))), blamed[2]
-    got = first.get("input")
-    shown = "" if isinstance(got, dict) or first["type"] == "missing" else f" (got {got!r})"
+    got = error.get("input")
+    if error["type"] in STRICT_TYPE_ERRORS and isinstance(got, (str, bool)):
+        message += ", not a string" if isinstance(got, str) else ", not a boolean"
+    shown = "" if isinstance(got, dict) or error["type"] == "missing" else f" (got {_shown(got)})"
     where = f"{config_path}: {loc}" if loc else config_path
-    more = len(error.errors()) - 1
-    tail = f" [+{more} more]" if more else ""
-    return f"{where}: {message}{shown}{tail}"
+    return f"{where}: {message}{shown}"
+
+
+def format_validation_error(config_path: str, error: ValidationError) -> str:
+    """Every problem, one line each: `file: dotted.key: message (got value)`, in the schema's key order."""
+    lines = [_error_line(config_path, item) for item in error.errors()]
+    return "\n".join(dict.fromkeys(lines))  # a problem reported twice is listed once
 
 
 def validate(raw: dict, where: str) -> Experiment:

@@ -10,13 +10,36 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal, Optional
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import AfterValidator, Field, PrivateAttr, model_validator
 
 from ..data.catalog import DATASETS
 from ..models import MODELS
 from .base import Section
+
+
+def directory_path(value: str) -> str:
+    """A directory the run creates or writes into: refused when it, or a folder above it, is a file
+    (checked here so that the error names the key instead of a NotADirectoryError later)."""
+    path = Path(value)
+    for part in (path, *path.parents):
+        try:
+            exists, is_dir = part.exists(), part.is_dir()
+        except OSError:  # unreadable (permissions): the run itself reports what it cannot do there
+            return value
+        if exists:
+            if is_dir:
+                return value
+            if part == path:
+                raise ValueError("must be a directory, not a file")
+            raise ValueError(f"must be a directory, and {str(part)!r} above it is a file")
+    return value
+
+
+# A str naming a folder (relative to the working directory), checked by directory_path.
+Folder = Annotated[str, AfterValidator(directory_path)]
 
 
 class DataConfig(Section):
@@ -24,7 +47,7 @@ class DataConfig(Section):
     # A directory holding the four IDX files (raw or .gz), or for CIFAR the python archive
     # (or its unpacked directory); copied instead of downloading.
     source: Optional[str] = None
-    root: str = "dataset"
+    root: Folder = "dataset"
     batch_size: int = Field(128, ge=1)
     test_batch_size: int = Field(1000, ge=1)
     # Batch-level augmentation, applied to uint8 tensors on the training set only.
@@ -195,7 +218,7 @@ class Experiment(Section):
     threads: int = Field(1, ge=1)
     # Where runs write (git-ignored); the checked-in reference reports under results/ change only
     # through `publish`.
-    results_root: str = "runs"
+    results_root: Folder = "runs"
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
