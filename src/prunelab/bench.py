@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import config
+from . import config, paths
+from .provenance import cpu_name
 from .atomic import write_text
 from .data.catalog import DATASETS
 from .data.loader import TensorLoader, load_splits
@@ -143,7 +144,8 @@ def _markdown(loader_rows, reproduce, family_sections: list[BenchSection]) -> st
     lines = [
         "# Benchmarks",
         f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
-        f"Python {platform.python_version()}. Written by `pixi r bench` (`python tasks/bench.py`); "
+        f"Python {platform.python_version()}, CPU {cpu_name()} ({torch.backends.cpu.get_cpu_capability()}). "
+        "Written by `pixi r bench --publish` (`python tasks/bench.py --publish`); "
         "every ratio compares runs made in the same invocation.",
         "## Training epoch on 60k real Fashion-MNIST images (batch 128, SGD)",
         "ours = prunelab's in-memory uint8 loader (per-batch normalization, seeded permutation); bare = a "
@@ -174,8 +176,8 @@ def _markdown(loader_rows, reproduce, family_sections: list[BenchSection]) -> st
     return "\n\n".join(lines) + "\n"
 
 
-def run_benchmarks(output: Path = Path("results/benchmarks.md"), config_path: str = BENCH_CONFIG,
-                   with_reproduce: bool = True) -> str:
+def run_benchmarks(output: Path, config_path: str = BENCH_CONFIG, with_reproduce: bool = True) -> str:
+    """Every benchmark, written to `output` (paths.benchmarks: runs/, or results/ when published)."""
     exp = config.load(config_path)
     STAGES["get_dataset"](exp)
     loader_rows = loader_benchmark(exp)

@@ -9,6 +9,12 @@ console = Console(stderr=False, highlight=False, soft_wrap=True)  # long paths s
 error_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def print_plain(lines: list[str]) -> None:
+    """Lines as they are: no rich markup, highlighting or wrapping (a report's terminal summary)."""
+    for line in lines:
+        console.print(line, markup=False, highlight=False, emoji=False)
+
+
 def progress_bar(transient: bool = True) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),

@@ -1,14 +1,23 @@
-"""The tables and the plot every experiment's report has: summary, rounds, parameters, size and
-FLOPs per layer, per-layer density; and the default description of how it was pruned."""
+"""The tables and the plot every experiment's report has besides the summary (summary.py): rounds,
+parameters, size and FLOPs per layer, per-layer density; and the default description of how it
+was pruned."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 from ..config import PruneConfig
 from . import plots
-from .markdown import count, percent, table
-from .references import HAN_2015, NEURAL_PRUNING_SEED
+from .markdown import count, percent, plural, table, words
+from .references import Reference, dataset_label
+
+# What a compression counts. The summary always counts ALL_WEIGHTS (metrics.json); the rounds
+# table counts what the pruner logs: the weights under its masks, or every parameter of the
+# model it left (a pruner that removes structure logs "params").
+PRUNABLE = "prunable weights"
+ALL_WEIGHTS = "all conv/linear weights"
+ALL_PARAMS = "all parameters"
 
 
 def target_text(cfg: PruneConfig) -> str:
@@ -21,31 +30,30 @@ def rounds_description(cfg: PruneConfig, target: str) -> str:
     """How rounds of element-wise pruning to `target` ran: method, scope, start, schedule, fine-tuning."""
     last = f" ({cfg.last_round_epochs} after the last)" if cfg.last_round_epochs is not None else ""
     return (
-        f"{cfg.method}, scope {cfg.scope}, {target}, start from {cfg.start}, {cfg.iterations} rounds "
-        f"({cfg.schedule} schedule), {cfg.finetune.epochs} fine-tune epochs per round{last} at lr "
+        f"{cfg.method}, scope {cfg.scope}, {target}, start from {cfg.start}, {plural(cfg.iterations, 'round')} "
+        f"({cfg.schedule} schedule), {plural(cfg.finetune.epochs, 'fine-tune epoch')} per round{last} at lr "
         f"{cfg.finetune.lr} ({cfg.finetune.optimizer})."
     )
 
 
-def parameters_table(dense: list[dict], pruned: list[dict], arch: str) -> str:
-    paper = HAN_2015.get(arch, {}).get("kept", {})
+def parameters_table(dense: list[dict], pruned: list[dict], han: Optional[Reference] = None) -> str:
+    """Per layer: params, nonzero params, weights kept; Han et al.'s per-layer density beside it
+    when `han` (a reference for this architecture and way of pruning) is given."""
     rows = []
     for before, after in zip(dense, pruned):
         rows.append([
             before["name"], before["kind"], "x".join(map(str, before["weight_shape"])),
             count(before["params"]), count(after["nonzero"]),
             percent(after["weight_nonzero"], before["weight_params"]),  # of the dense layer: filters may be removed
-            str(paper[before["name"]]) if before["name"] in paper else "-",
-        ])
+        ] + ([f"{han.kept[before['name']]:g}" if before["name"] in han.kept else "-"] if han else []))
     total_w = sum(layer["weight_params"] for layer in dense)
     total_nz = sum(layer["weight_nonzero"] for layer in pruned)
     rows.append([
         "**total**", "", "", count(sum(layer["params"] for layer in dense)),
         count(sum(layer["nonzero"] for layer in pruned)), percent(total_nz, total_w),
-        str(HAN_2015[arch]["total_kept"]) if arch in HAN_2015 else "-",
-    ])
-    return table(rows, ["layer", "type", "weight shape", "params", "nonzero params", "weights kept (%)",
-                         "Han 2015 kept (%)"])
+    ] + ([f"{han.total_kept:g}" if han.total_kept is not None else "-"] if han else []))
+    headers = ["layer", "type", "weight shape", "params", "nonzero params", "weights kept (%)"]
+    return table(rows, headers + ([f"{han.label}: kept (%)"] if han else []))
 
 
 def size_table(dense: list[dict], pruned: list[dict]) -> str:
@@ -65,71 +73,77 @@ def size_table(dense: list[dict], pruned: list[dict]) -> str:
                          "storage", "size ratio"])
 
 
-def flops_table(dense: list[dict], pruned: list[dict], arch: str) -> str:
+def flops_table(dense: list[dict], pruned: list[dict], han: Optional[Reference] = None) -> str:
     rows = []
     for before, after in zip(dense, pruned):
         rows.append([before["name"], count(before["flops"]), count(after["effective_flops"]),
                      percent(after["effective_flops"], before["flops"])])
     total = sum(layer["flops"] for layer in dense)
     effective = sum(layer["effective_flops"] for layer in pruned)
-    paper = str(HAN_2015[arch]["flops_kept"]) if arch in HAN_2015 else "-"
     rows.append(["**total (conv + linear)**", count(total), count(effective), percent(effective, total)])
     text = table(rows, ["layer", "dense MACs", "effective MACs (pruned)", "kept (%)"])
-    return text + f"\n\nHan et al. 2015 kept {paper}% of the FLOPs of this model." if paper != "-" else text
+    if han is None or han.flops_kept is None:
+        return text
+    return text + f"\n\n{han.work} kept {han.flops_kept:g}% of the FLOPs of this model ({dataset_label(han.dataset)})."
 
 
-def summary_table(measured: dict[str, dict], arch: str) -> str:
-    first_latency = next(iter(measured.values()))["latency"]["cpu"]
-    sizes = sorted(first_latency, key=int)
-    rows = []
-    for label, m in measured.items():
-        cpu = m["latency"]["cpu"]
-        rows.append([
-            label, f"{m['accuracy']:.2f}", f"{m['loss']:.4f}", count(m["params"]), count(m["nonzero_params"]),
-            f"{m['compression']:.2f}x", count(m["flops"]), count(m["effective_flops"]),
-            f"{m['theoretical_speedup']:.2f}x",
-            *[f"{cpu[size]['ms_per_batch']:.3f}" for size in sizes], count(cpu[sizes[-1]]["images_per_s"]),
-        ])
-    blanks = ["-"] * (len(sizes) + 1)
-    if arch in HAN_2015:
-        paper = HAN_2015[arch]
-        rows.append(["Han 2015, dense (MNIST)", f"{100 - paper['error_dense']:.2f}", "-", paper["params_dense"],
-                     paper["params_dense"], "1x", "-", "-", "-", *blanks])
-        rows.append(["Han 2015, pruned (MNIST)", f"{100 - paper['error_pruned']:.2f}", "-", paper["params_dense"],
-                     paper["params_pruned"], f"{paper['compression']}x", "-", "-",
-                     f"{100 / paper['flops_kept']:.1f}x", *blanks])
-    if arch in NEURAL_PRUNING_SEED:
-        seed = NEURAL_PRUNING_SEED[arch]
-        rows.append(["neural-pruning seed, pruned (MNIST)", f"{seed['accuracy_pruned']:.2f}", "-", "-", "-",
-                     f"{seed['compression']:.2f}x", "-", "-", "-", *blanks])
-    return table(rows, ["model", "top-1 (%)", "loss", "params", "nonzero params", "compression",
-                         "MACs", "effective MACs", "theoretical speedup",
-                         *[f"CPU ms/batch ({size})" for size in sizes], f"images/s ({sizes[-1]})"])
+def rounds_counts(log: list[dict]) -> str:
+    """What the pruner's logged density and compression count (PRUNABLE or ALL_PARAMS)."""
+    return ALL_PARAMS if log and "params" in log[0] else PRUNABLE
 
 
 def rounds_table(log: list[dict]) -> str:
+    what = rounds_counts(log)
     rows = [[row["round"], f"{100 * row['density']:.2f}", f"{row['compression']:.2f}x",
              f"{row['accuracy_after_prune']:.2f}", f"{row['accuracy_after_finetune']:.2f}", row["finetune_epochs"]]
             for row in log]
-    return table(rows, ["round", "density (%)", "compression", "top-1 after pruning (%)",
+    return table(rows, ["round", f"density of {what} (%)", f"compression of {what}", "top-1 after pruning (%)",
                          "top-1 after fine-tuning (%)", "fine-tune epochs"])
 
 
-def density_plot(dense: list[dict], pruned: list[dict], arch: str, path: Path) -> None:
-    """Bars of weights kept per layer, relative to the dense layer (so removed filters count)."""
+def compression_note(cfg: PruneConfig, log: list[dict], overall: float) -> str:
+    """One sentence: which compression the rounds table gives and which the summary gives."""
+    if not log:
+        return ""
+    what = rounds_counts(log)
+    if what == ALL_PARAMS:
+        counted = "every parameter of the model left (biases and normalization included) against the dense model's"
+    else:
+        weights = words(["conv/linear weights"] + (["their biases"] if cfg.prune_bias else []))
+        counted = f"only the weights the pruner may zero ({weights}" + (
+            ", the classifier's included)" if cfg.prune_classifier
+            else ", not the classifier's: prune.prune_classifier = false)")
+    return (f"Two compressions: the rounds table's *compression of {what}* counts {counted}, "
+            f"{log[-1]['compression']:.2f}x after the last round; the summary's *compression of {ALL_WEIGHTS}* "
+            f"is the dense model's conv/linear weights (all of them, those kept dense too) / the nonzero ones left, "
+            f"{overall:.2f}x.")
+
+
+def density_figure(dense: list[dict], pruned: list[dict], arch: str, dataset: str,
+                   han: Optional[Reference] = None) -> plots.Figure:
+    """Bars of weights kept per layer (%, relative to the dense layer, so removed filters count), each
+    labelled with its value; Han et al.'s bars beside them when `han` applies, marked with its data set."""
     names = [layer["name"] for layer in pruned]
     ours = [100 * after["weight_nonzero"] / before["weight_params"] for before, after in zip(dense, pruned)]
-    paper = HAN_2015.get(arch, {}).get("kept", {})
-    fig = plots.figure(figsize=(max(4, 1.1 * len(names) + 2), 3.2))
+    fig = plots.figure(figsize=(max(4.5, 1.2 * len(names) + 2), 3.6))
     ax = fig.subplots()
-    width = 0.4 if paper else 0.6
+    width = 0.4 if han else 0.6
     positions = range(len(names))
-    ax.bar([p - (width / 2 if paper else 0) for p in positions], ours, width, label="ours")
-    if paper:
-        ax.bar([p + width / 2 for p in positions], [paper.get(n, 0) for n in names], width, label="Han et al. 2015")
-    ax.set_xticks(list(positions), names)
+    bars = ax.bar([p - (width / 2 if han else 0) for p in positions], ours, width,
+                  label=f"this run, {dataset_label(dataset)}")
+    ax.bar_label(bars, labels=[f"{value:.1f}%" for value in ours], fontsize=7, padding=2)
+    if han:
+        theirs = [han.kept.get(n) for n in names]
+        paper = ax.bar([p + width / 2 for p in positions], [v or 0 for v in theirs], width, label=han.label)
+        ax.bar_label(paper, labels=[f"{v:g}%" if v is not None else "-" for v in theirs], fontsize=7, padding=2)
+    ax.set_xticks(list(positions), names, rotation=30 if len(names) > 6 else 0, fontsize=8)
     ax.set_ylabel("weights kept (%)")
-    ax.set_ylim(0, 100)
-    ax.set_title(f"{arch}: per-layer density")
-    ax.legend()
-    plots.save(fig, path, dpi=120)
+    ax.set_ylim(0, 115)  # room for the labels above a full bar
+    ax.set_title(f"{arch} on {dataset_label(dataset)}: weights kept per layer", fontsize=10)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15 if len(names) <= 6 else -0.25), ncols=2)
+    return fig
+
+
+def density_plot(dense: list[dict], pruned: list[dict], arch: str, dataset: str, path: Path,
+                 han: Optional[Reference] = None) -> None:
+    plots.save(density_figure(dense, pruned, arch, dataset, han), path, dpi=120)

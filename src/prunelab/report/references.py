@@ -1,34 +1,96 @@
-"""Published numbers the common report tables put beside ours (docs/references.md has the sources)."""
+"""Published numbers the common report tables put beside ours (docs/references.md has the sources),
+and when they apply: a reference is shown only beside a run of the same architecture pruned the
+same way, and always with the data set its numbers were measured on."""
 
 from __future__ import annotations
 
-# Han et al. 2015, "Learning both Weights and Connections", MNIST (Caffe).
-# kept: % of weights kept per layer; errors are top-1 error in %.
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ..config import Experiment, PruneConfig
+
+# Data-set names as the papers write them (data/catalog.py keys -> label).
+DATASET_LABELS = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+
+
+def dataset_label(name: str) -> str:
+    return DATASET_LABELS.get(name, name)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One published pruning result: a dense and a pruned top-1 on `dataset`."""
+
+    work: str  # who measured it, as the report names it
+    dataset: str  # a data/catalog.py key: what its numbers were measured on
+    accuracy_dense: float  # top-1 %
+    accuracy_pruned: float
+    compression: float  # weights / nonzero ones
+    params_dense: Optional[str] = None  # as printed in the paper
+    params_pruned: Optional[str] = None
+    kept: dict[str, float] = field(default_factory=dict)  # % of each layer's weights kept
+    total_kept: Optional[float] = None  # % of all weights kept
+    flops_kept: Optional[float] = None  # % of the FLOPs kept
+    source: str = ""  # what the work is, for the note under the table
+
+    @property
+    def label(self) -> str:
+        """'Han et al. 2015, MNIST'."""
+        return f"{self.work}, {dataset_label(self.dataset)}"
+
+
+HAN = "Han et al. 2015"
+HAN_SOURCE = "Han et al. 2015 (the paper, Caffe)"
+# Han et al. 2015, "Learning both Weights and Connections", MNIST (Caffe); top-1 = 100 - error.
 HAN_2015 = {
-    "lenet300_100": {
-        "kept": {"fc1": 8, "fc2": 9, "fc3": 26},
-        "total_kept": 8,
-        "flops_kept": 8,
-        "error_dense": 1.64,
-        "error_pruned": 1.59,
-        "params_dense": "267K",
-        "params_pruned": "22K",
-        "compression": 12,
-    },
-    "lenet5_caffe": {
-        "kept": {"conv1": 66, "conv2": 12, "fc1": 8, "fc2": 19},
-        "total_kept": 8,
-        "flops_kept": 16,
-        "error_dense": 0.80,
-        "error_pruned": 0.77,
-        "params_dense": "431K",
-        "params_pruned": "36K",
-        "compression": 12,
-    },
+    "lenet300_100": Reference(HAN, "mnist", 98.36, 98.41, 12, "267K", "22K",
+                              kept={"fc1": 8, "fc2": 9, "fc3": 26}, total_kept=8, flops_kept=8, source=HAN_SOURCE),
+    "lenet5_caffe": Reference(HAN, "mnist", 99.20, 99.23, 12, "431K", "36K",
+                              kept={"conv1": 66, "conv2": 12, "fc1": 8, "fc2": 19}, total_kept=8, flops_kept=16,
+                              source=HAN_SOURCE),
 }
 
-# The neural-pruning seed (classic LeNet-5 6-16-120-84 and LeNet-300-100, MNIST).
+# The neural-pruning reproduction (github.com/VioletsOleander/neural-pruning): Han et al.'s iterative
+# magnitude pruning re-run on MNIST (classic LeNet-5 6-16-120-84 and LeNet-300-100; 3 rounds, a
+# per-layer quantile of the surviving weights).
+NEURAL_PRUNING = "neural-pruning reproduction (VioletsOleander)"
+NEURAL_PRUNING_SOURCE = ("the neural-pruning reproduction (github.com/VioletsOleander/neural-pruning, Han et al.'s "
+                         "iterative magnitude pruning re-run with a per-layer quantile rule)")
 NEURAL_PRUNING_SEED = {
-    "lenet5": {"accuracy_dense": 97.00, "accuracy_pruned": 96.40, "compression": 7.50},
-    "lenet300_100": {"accuracy_dense": 95.62, "accuracy_pruned": 94.76, "compression": 8.21},
+    "lenet5": Reference(NEURAL_PRUNING, "mnist", 97.00, 96.40, 7.50, source=NEURAL_PRUNING_SOURCE),
+    "lenet300_100": Reference(NEURAL_PRUNING, "mnist", 95.62, 94.76, 8.21, source=NEURAL_PRUNING_SOURCE),
 }
+
+# Both prune single weights by magnitude, from a trained model, in rounds with retraining.
+ITERATIVE_MAGNITUDE = (HAN_2015, NEURAL_PRUNING_SEED)
+
+
+def iterative_magnitude(prune: Optional[PruneConfig]) -> bool:
+    """Is this [prune] table Han et al.'s way of pruning (|w| of single weights of a trained model)?"""
+    return prune is not None and prune.method == "magnitude" and prune.start == "dense" \
+        and prune.granularity == "element"
+
+
+def applicable(exp: Experiment) -> list[Reference]:
+    """The published results for this run's architecture and way of pruning ([] for any other run)."""
+    if not iterative_magnitude(exp.prune):
+        return []
+    return [published[exp.model.arch] for published in ITERATIVE_MAGNITUDE if exp.model.arch in published]
+
+
+def per_layer(references: list[Reference]) -> Optional[Reference]:
+    """The first reference with per-layer densities (Han et al.'s), or None."""
+    return next((ref for ref in references if ref.kept), None)
+
+
+def dataset_note(references: list[Reference], dataset: str) -> str:
+    """One sentence naming where the reference numbers come from and whether the data set is this run's."""
+    if not references:
+        return ""
+    sets = {ref.dataset for ref in references}
+    named = " and ".join(dict.fromkeys(ref.source or ref.work for ref in references))
+    on = " and ".join(dataset_label(name) for name in sorted(sets))
+    if sets == {dataset}:
+        return f"Reference rows are published results on {on}, this run's data set: {named}."
+    return (f"Reference rows are published results on {on}, not on this run's {dataset_label(dataset)} "
+            f"(compare compression and per-layer densities, not accuracy): {named}.")

@@ -14,20 +14,26 @@ from pathlib import Path
 
 import torch.nn as nn
 
-from ... import checkpoints, paths
+from ... import checkpoints, paths, provenance
 from ...atomic import write_text
 from ...config import Experiment
 from ...data.catalog import DATASETS
-from ...log import console
+from ...log import print_plain
 from ...metrics import layer_stats
 from ...report import plots
-from ...report.markdown import table
+from ...report.made_by import made_by_section
+from ...report.markdown import plural, table, words
+from ...report.references import dataset_label
+from ...report.terminal import INDENT, fit, pointer
 from .sweep_cells import (QUANTITIES, Cell, compressions, controls_table, density_table, grid_values, load_cells,
                           methods, ordering_section, quantity_table, mean_std)
 
 # GraSP paper (Wang et al. 2020), VGG19 on CIFAR-10, top-1 (%) at compression 10x / 20x / 50x
-# (90 / 95 / 98% sparsity); dense 94.23% (docs/references.md).
+# (90 / 95 / 98% sparsity); dense 94.23% (docs/references.md). Shown only beside a sweep of the
+# same architecture (GRASP_2020_ARCHS).
 GRASP_2020_VGG19_CIFAR10 = {"dense": 94.23, "snip": (93.63, 93.43, 92.05), "grasp": (93.30, 93.04, 92.19)}
+GRASP_2020_ARCHS = ("vgg19", "vgg19_bn")
+GRASP_2020_DATASET = "cifar10"
 
 
 def quantity_plot(cells: list[Cell], quantity: str, path: Path) -> None:
@@ -113,6 +119,34 @@ def histogram_plot(model, method: str, compression: float, path: Path) -> None:
     plots.save(fig, path, dpi=90)
 
 
+def published_section(arch: str, dataset: str) -> list[str]:
+    """The GraSP paper's VGG19 numbers, only beside a VGG19 sweep, with their data set."""
+    if arch not in GRASP_2020_ARCHS:
+        return []
+    paper = GRASP_2020_VGG19_CIFAR10
+    on = dataset_label(GRASP_2020_DATASET)
+    note = "" if dataset == GRASP_2020_DATASET else \
+        f" The published numbers are on {on}, not on this sweep's {dataset_label(dataset)}."
+    return [f"## Published (GraSP paper, VGG19 on {on}, dense {paper['dense']}%)", table(
+        [[f"{c}x", paper["snip"][i], paper["grasp"][i]] for i, c in enumerate((10, 20, 50))],
+        ["compression", f"SNIP top-1 (%), {on}", f"GraSP top-1 (%), {on}"]) + note]
+
+
+def terminal_lines(exp: Experiment, cells: list[Cell]) -> list[str]:
+    """A few lines of at most 80 columns: cells measured, and top-1 per method at the highest compression."""
+    first = cells[0].exp
+    measured = sum(c.metrics is not None for c in cells)
+    lines = [f"{exp.name}: pruning at initialization, {first.model.arch} on {dataset_label(first.data.dataset)}",
+             f"{INDENT}{measured}/{plural(len(cells), 'cell')} measured"]
+    values = grid_values(cells, "accuracy")
+    done = sorted(c for c, _ in values if c > 1)
+    if done:
+        top = done[-1]
+        means = [f"{m} {mean_std(values[(top, m)])[0]:.2f}" for m in methods(cells) if (top, m) in values]
+        lines.append(f"{INDENT}top-1 (%) at {top:g}x, mean over seeds: " + ", ".join(means))
+    return fit(lines)
+
+
 def write_report(exp: Experiment, summary: dict, experiments: dict[str, Experiment]) -> None:
     """report.md and the PNGs of the sweep, from sweep.json and the cells' checkpoints."""
     cells = load_cells(exp, summary, experiments)
@@ -120,9 +154,11 @@ def write_report(exp: Experiment, summary: dict, experiments: dict[str, Experime
     seeds = sorted({c.seed for c in cells})
     first = cells[0].exp
     sections = [
-        f"# {exp.name}: pruning at initialization, {first.model.arch} on {first.data.dataset}",
-        f"Config `{exp.path}`; {measured}/{len(cells)} cells measured; mean ± std over seeds {seeds}. "
-        f"Scope {first.prune.scope}; {first.prune.finetune.epochs} training epochs after pruning. Compression = "
+        f"# {exp.name}: pruning at initialization, {first.model.arch} on {dataset_label(first.data.dataset)}",
+        f"Config `{exp.path}`; {measured}/{plural(len(cells), 'cell')} measured; mean ± std over "
+        f"{'seed' if len(seeds) == 1 else 'seeds'} {words([str(seed) for seed in seeds])}. "
+        f"Scope {first.prune.scope}; {plural(first.prune.finetune.epochs, 'training epoch')} after pruning. "
+        "Compression = "
         "prunable (conv/linear, classifier excluded) weights / kept ones. Test time: median CPU forward time of "
         "one batch at the largest configured batch size (masked weights are stored dense, so it does not fall "
         "with compression). MACs: fvcore, each conv/linear layer scaled by its weight density.",
@@ -140,14 +176,12 @@ def write_report(exp: Experiment, summary: dict, experiments: dict[str, Experime
     controls, deltas = controls_table(cells)
     sections += ["## Controls: shuffled and re-initialized masks (top-1 %, difference to plain)", controls]
     sections += ordering_section(cells, deltas)
-    paper = GRASP_2020_VGG19_CIFAR10
-    sections += ["## Published (GraSP paper, VGG19 on CIFAR-10, dense 94.23%)", table(
-        [[f"{c}x", paper["snip"][i], paper["grasp"][i]] for i, c in enumerate((10, 20, 50))],
-        ["compression", "SNIP top-1 (%)", "GraSP top-1 (%)"])]
+    sections += published_section(first.model.arch, first.data.dataset)
     sections += ["## Achieved vs target density, layer collapse",
                  f"Collapsed: a masked weight at or under {100 * first.prune.at_init.collapse_density:g}% density. "
                  "Empty filters: output channels with no weight left, over all masked layers.", density_table(cells)]
     if exp.sweep.discussion:
         sections += ["## Discussion", exp.sweep.discussion.strip()]
+    sections += made_by_section(summary.get("made_by", {}), provenance.invocation(exp).overrides)
     write_text(paths.report(exp), "\n\n".join(sections) + "\n")
-    console.print(f"[green]{paths.report(exp)}[/] written ({measured}/{len(cells)} cells)")
+    print_plain(terminal_lines(exp, cells) + pointer(paths.report(exp), "full report, with the tables"))

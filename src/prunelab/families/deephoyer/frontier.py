@@ -18,17 +18,21 @@ from pathlib import Path
 
 from matplotlib.ticker import FuncFormatter
 
-from ... import paths
+from ... import paths, provenance
 from ...atomic import load_json, write_text
 from ...config import Experiment
-from ...log import console
+from ...log import print_plain
 from ...report import plots
-from ...report.markdown import table
+from ...report.made_by import made_by_section
+from ...report.markdown import plural, table
+from ...report.references import dataset_label
+from ...report.terminal import INDENT, fit, pointer
 from .settings import METHOD
 
 KIND_KEY = "train.regularizer.kind"
 DECAY_KEY = "train.regularizer.decay"
 HOYER_SQUARE = "hoyer_square"
+HAN_MAGNITUDE = "Han magnitude pruning"
 # "Equal accuracy" allows this much noise (points of top-1): one binomial standard deviation
 # of a 10,000-image test accuracy near 90% is 0.3 points.
 ACCURACY_TOLERANCE = 0.2
@@ -135,8 +139,9 @@ def cells_table(points: list[Point], reference: Point | None) -> str:
         rows.append(["Han magnitude (reference)", "-", _fmt(reference.trained_accuracy), _fmt(reference.accuracy),
                      _fmt(reference.nonzero, ".3f"), f"{reference.compression:.1f}x", f"{reference.speedup:.1f}x",
                      f"`{reference.cell}`"])
-    return table(rows, ["method", "decay", "top-1 before pruning (%)", "top-1 pruned + fine-tuned (%)",
-                        "nonzero weights (%)", "compression", "theoretical speedup", "cell"])
+    return table(rows, ["method", "decay", "top-1 after regularized training (%)", "top-1 pruned + fine-tuned (%)",
+                        "nonzero weights (%)", "compression of all conv/linear weights", "theoretical speedup",
+                        "cell"])
 
 
 def comparison_table(rows: list[dict]) -> str:
@@ -160,11 +165,13 @@ def verdict_line(name: str, rows: list[dict], strict: bool) -> str:
         return f"- Hoyer-Square vs {name}: not tested (no points to compare)."
     won = sum(row["wins"] for row in rows)
     if outcome:
-        return (f"- Hoyer-Square vs {name}: **yes**. At the accuracy of each of the {len(rows)} {name} point(s), "
+        return (f"- Hoyer-Square vs {name}: **yes**. At the accuracy of "
+                f"{'the' if len(rows) == 1 else 'each of the'} {plural(len(rows), f'{name} point')}, "
                 f"a Hoyer-Square cell is {need} it (within {ACCURACY_TOLERANCE} points of top-1).")
     lost = [row["reference"] for row in rows if not row["wins"]]
     where = "; ".join(f"{ref.label}: {ref.accuracy:.2f}% at {ref.nonzero:.3f}% nonzero" for ref in lost)
-    return f"- Hoyer-Square vs {name}: **no**. Only {won} of {len(rows)} {name} point(s) matched; not at {where}."
+    return (f"- Hoyer-Square vs {name}: **no**. {won} of {plural(len(rows), f'{name} point')} matched; "
+            f"not at {where}.")
 
 
 def frontier_plot(points: list[Point], reference: Point | None, dense_accuracy: float | None, path: Path) -> None:
@@ -195,7 +202,8 @@ def frontier_plot(points: list[Point], reference: Point | None, dense_accuracy: 
 
 def budget_note(exp: Experiment, reference_path: Path) -> str:
     """Training budgets side by side: the magnitude pipeline's (from its prune_log.csv) and each cell's."""
-    cells = f"each cell here: {exp.train.epochs} regularized + {exp.prune.finetune.epochs} fine-tune epochs"
+    cells = (f"each cell here: {plural(exp.train.epochs, 'regularized epoch')} + "
+             f"{plural(exp.prune.finetune.epochs, 'fine-tune epoch')}")
     log = reference_path.parent / "prune_log.csv"
     if not log.is_file():
         return f"Budgets: {cells}; the magnitude pipeline's prune_log.csv is missing."
@@ -203,7 +211,8 @@ def budget_note(exp: Experiment, reference_path: Path) -> str:
         rounds = list(csv.DictReader(handle))
     epochs = sum(int(row["finetune_epochs"]) for row in rounds)
     shared = exp.train.pretrained is not None and Path(exp.train.pretrained).parent == reference_path.parent
-    return (f"Budgets: the magnitude pipeline fine-tuned {epochs} epochs over {len(rounds)} prune rounds; "
+    return (f"Budgets: the magnitude pipeline fine-tuned {plural(epochs, 'epoch')} over "
+            f"{plural(len(rounds), 'prune round')}; "
             f"{cells}" + (", both from the same dense model." if shared else "."))
 
 
@@ -212,8 +221,22 @@ def _reference_note(exp: Experiment, reference: Point | None, path: Path | None)
         return f"Han et al.'s magnitude pipeline on the same model and data is read from `{path}`."
     if path is None:
         return f"No magnitude-pruning reference is configured for {exp.model.arch} on {exp.data.dataset}."
-    return (f"The magnitude-pruning reference `{path}` is missing (or has no pruned model): run "
-            f"`pixi r reproduce configs/{path.parent.name}.toml`, then this report again.")
+    return (f"The magnitude-pruning reference `{path}` is missing (or has no pruned model): "
+            f"{provenance.other_config_hint(path, 'reproduce')}, then this report again.")
+
+
+def title(exp: Experiment) -> str:
+    return f"{exp.name}: DeepHoyer frontier, {exp.model.arch} on {dataset_label(exp.data.dataset)}"
+
+
+def terminal_lines(exp: Experiment, measured: int, total: int, outcomes: list[tuple[str, bool | None]]) -> list[str]:
+    """The frontier in a few lines of at most 80 columns: cells measured and each verdict."""
+    words = {True: "yes", False: "no", None: "not tested"}
+    lines = [title(exp), f"{INDENT}{measured}/{plural(total, 'cell')} measured"]
+    for name, outcome in outcomes:
+        need = "sparser than" if name == HAN_MAGNITUDE else "at least as sparse as"
+        lines.append(f"{INDENT}Hoyer-Square {need} {name} at equal top-1: {words[outcome]}")
+    return fit(lines)
 
 
 def write_report(exp: Experiment, summary: dict, cells: dict) -> None:
@@ -227,12 +250,13 @@ def write_report(exp: Experiment, summary: dict, cells: dict) -> None:
     rule = (f"threshold {prune.threshold}" if prune.threshold is not None else f"std_ratio {prune.std_ratio}") \
         if prune is not None and prune.method == METHOD else "see config"
     sections = [
-        f"# {exp.name}: DeepHoyer frontier, {exp.model.arch} on {exp.data.dataset}",
-        f"Config `{exp.path}`: {len(summary['cells'])} cells (regularizer x decay), each trained "
-        f"{exp.train.epochs} epochs with its regularizer ({exp.train.optimizer}, lr {exp.train.lr}"
+        f"# {title(exp)}",
+        f"Config `{exp.path}`: {plural(len(summary['cells']), 'cell')} (regularizer x decay), each trained "
+        f"{plural(exp.train.epochs, 'epoch')} with its regularizer ({exp.train.optimizer}, lr {exp.train.lr}"
         + (f", from `{exp.train.pretrained}`" if exp.train.pretrained else "")
-        + f"), pruned at {rule} and fine-tuned {prune.finetune.epochs if prune else 0} epochs under the masks. "
-        "Nonzero weights count every conv/linear weight (classifier included); top-1 is on the test set. "
+        + f"), pruned at {rule} and fine-tuned {plural(prune.finetune.epochs if prune else 0, 'epoch')} under the "
+        "masks. Nonzero weights and compression count every conv/linear weight (classifier included); top-1 is "
+        "on the test set. "
         + _reference_note(exp, reference, reference_path)
         + f" Hoyer-Square wins at a reference point when one of its cells with top-1 at least the reference's "
         f"minus {ACCURACY_TOLERANCE} points has at most as many nonzero weights (strictly fewer against Han's "
@@ -242,8 +266,8 @@ def write_report(exp: Experiment, summary: dict, cells: dict) -> None:
     ]
     if missing:
         sections.append(f"Not measured yet ({len(missing)}): " + ", ".join(f"`{c}`" for c in missing)
-                        + f"; run `pixi r sweep {exp.path}`.")
-    lines = []
+                        + f"; {provenance.run_hint(exp, 'sweep')}.")
+    lines, outcomes = [], []
     if not hs:
         lines.append("- No Hoyer-Square cells were measured: nothing to compare.")
     else:
@@ -251,20 +275,24 @@ def write_report(exp: Experiment, summary: dict, cells: dict) -> None:
             rows = compare(hs, [p for p in points if p.method == method])
             sections += [f"## Hoyer-Square vs {PRETTY.get(method, method)} at equal accuracy", comparison_table(rows)]
             lines.append(verdict_line(PRETTY.get(method, method), rows, strict=False))
+            outcomes.append((PRETTY.get(method, method), verdict(rows)))
         if reference is not None:
             rows = compare(hs, [reference], strict=True)
             sections += ["## Hoyer-Square vs Han magnitude pruning at equal accuracy", comparison_table(rows)]
-            lines.append(verdict_line("Han magnitude pruning", rows, strict=True) + " "
-                         + budget_note(exp, reference_path))
+            lines.append(verdict_line(HAN_MAGNITUDE, rows, strict=True) + " " + budget_note(exp, reference_path))
+            outcomes.append((HAN_MAGNITUDE, verdict(rows)))
         else:
-            lines.append("- Hoyer-Square vs Han magnitude pruning: not tested; " + _reference_note(
+            lines.append(f"- Hoyer-Square vs {HAN_MAGNITUDE}: not tested; " + _reference_note(
                 exp, reference, reference_path))
+            outcomes.append((HAN_MAGNITUDE, None))
     sections += ["## Verdict", "DeepHoyer's claim: Hoyer-Square reaches higher sparsity than L1 and Hoyer at the "
                  "same accuracy.", "\n".join(lines)]
     if exp.report.plots and points:
         plot = paths.run_dir(exp) / FRONTIER_PNG
         frontier_plot(points, reference, dense_accuracy, plot)
         sections.append(f"![accuracy vs nonzero weights]({FRONTIER_PNG})")
+    sections += made_by_section(summary.get("made_by", {}), provenance.invocation(exp).overrides)
     text = "\n\n".join(sections) + "\n"
     write_text(paths.report(exp), text)
-    console.print(f"[green]{paths.report(exp)}[/] written")
+    print_plain(terminal_lines(exp, len(points), len(summary["cells"]), outcomes)
+                + pointer(paths.report(exp), "full report, with the tables"))

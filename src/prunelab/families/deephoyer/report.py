@@ -4,7 +4,8 @@ The common tables count single zero weights; this section counts whole all-zero
 output filters (rows) and input channels (columns), propagated between layers
 wired one to one (structure.py), and gives the params
 and MACs of the smaller dense model that removing them leaves: the saving a
-plain dense kernel gets, with no sparse format.
+plain dense kernel gets, with no sparse format. It also labels a dense.pt trained with a
+regularizer from another experiment's model (the summary's dense row is then that model).
 """
 
 from __future__ import annotations
@@ -15,9 +16,18 @@ from ...atomic import load_torch
 from ...config import Experiment
 from ...data.catalog import DATASETS
 from ...family import ReportInputs
+from ...report.baseline import TRAINED_LABELS
 from ...report.markdown import count, percent, table
-from .settings import METHOD
+from .settings import METHOD, SCHEMA
 from .structure import structure_stats
+
+
+@TRAINED_LABELS.register(SCHEMA.name)
+def trained_label(exp: Experiment) -> str | None:
+    """What this experiment's dense.pt is when it was trained with a regularizer (the summary's label;
+    the dense row is then the model train.pretrained names)."""
+    reg = exp.train.regularizer
+    return None if reg is None else f"regularized (train.regularizer: {reg.kind}, decay {reg.decay:g})"
 
 
 def applies(exp: Experiment) -> bool:
@@ -62,10 +72,16 @@ def structure_summary(stats: dict, element_speedup: float) -> str:
     )
 
 
-def start_note(exp: Experiment, checkpoint: dict | None) -> str | None:
-    """The accuracy of the dense model training started from (train.pretrained) beside the pruned one's."""
+def start_note(exp: Experiment, checkpoint: dict | None, measured: dict | None = None) -> str | None:
+    """The accuracy of the dense model training started from (train.pretrained) beside the pruned one's:
+    as the test stage measured both (metrics.json), else from the starting model's training log."""
     if exp.train.pretrained is None:
         return None
+    measured = measured or {}
+    if "pretrained" in measured and "pruned" in measured:
+        dense, pruned = measured["pretrained"]["accuracy"], measured["pruned"]["accuracy"]
+        return (f"Training started from the dense model `{measured['pretrained'].get('path', exp.train.pretrained)}` "
+                f"(top-1 {dense:.2f}%); pruned and fine-tuned: {pruned:.2f}% ({pruned - dense:+.2f} points).")
     source = Path(exp.train.pretrained)
     if not source.is_file():
         return f"Training started from `{source}`, which is no longer there."
@@ -106,6 +122,6 @@ def sections(inputs: ReportInputs) -> list[str]:
         "input channel makes the filter feeding it removable). Structural params and MACs are those of the "
         "dense model with the removable rows and channels taken out (fvcore MACs, one image)."
     )
-    note = start_note(exp, checkpoint)
+    note = start_note(exp, checkpoint, inputs.measured)
     return ["## Structure: zero filters and channels", intro, structure_table(stats),
             structure_summary(stats, element_speedup) + (f" {note}" if note else "")]

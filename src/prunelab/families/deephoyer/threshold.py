@@ -16,6 +16,7 @@ import torch.nn as nn
 
 from ...config import Experiment, PruneConfig
 from ...pruning.mask_pruner import MaskPruner
+from ...report.markdown import plural
 from .regularizers import group_norms
 from .settings import STRUCTURE
 
@@ -84,5 +85,6 @@ def describe(exp: Experiment) -> str:
     bound = f"{cfg.threshold}" if cfg.threshold is not None else f"{cfg.std_ratio} x std of {std_of}"
     reg = exp.train.regularizer
     trained = f" after training with {reg.kind} (decay {reg.decay:g})" if reg is not None else ""
-    return (f"threshold{trained}: keep {kept} > {bound}; {cfg.iterations} round(s), {cfg.finetune.epochs} fine-tune "
-            f"epochs per round at lr {cfg.finetune.lr} ({cfg.finetune.optimizer}), zeros held.")
+    return (f"threshold{trained}: keep {kept} > {bound}; {plural(cfg.iterations, 'round')}, "
+            f"{plural(cfg.finetune.epochs, 'fine-tune epoch')} per round at lr {cfg.finetune.lr} "
+            f"({cfg.finetune.optimizer}), zeros held.")

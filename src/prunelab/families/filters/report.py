@@ -9,11 +9,13 @@ from ...config import Experiment
 from ...data.catalog import DATASETS
 from ...family import ReportInputs
 from ...metrics import layer_stats
-from ...report.markdown import count, table
+from ...report.markdown import count, plural, table, words
+from ...report.references import dataset_label
 from .rebuild import architecture_of
 from .settings import GRANULARITY
 
 # Li et al. 2017, "Pruning Filters for Efficient ConvNets", CIFAR-10 (docs/references.md).
+LI_2017_DATASET = "cifar10"
 # Top-1 error in %; FLOPs and parameters as printed in the paper; reductions in %.
 # VGG-16-A removes 50% of the filters of conv1 and conv8-13; the B ResNets skip sensitive layers.
 LI_2017 = {
@@ -40,17 +42,17 @@ def describe(exp: Experiment) -> str:
     if filters.layer_ratios:
         named = ", ".join(f"{name} {100 * value:g}%" for name, value in filters.layer_ratios.items())
         target += f" ({named})" if filters.ratio is None else f", except {named}"
-    extras = [f"warm-up {finetune.warmup_epochs:g} epochs"] if finetune.warmup_epochs else []
+    extras = [f"warm-up {plural(finetune.warmup_epochs, 'epoch')}"] if finetune.warmup_epochs else []
     extras += [f"mixup alpha {finetune.mixup_alpha:g}"] if finetune.mixup_alpha else []
     if finetune.distill_alpha:
         extras.append(f"distillation from the dense model (alpha {finetune.distill_alpha:g}, "
                       f"T {finetune.distill_temperature:g})")
     return (
         f"Filters ranked by {filters.criterion} and physically removed with Torch-Pruning's DepGraph: "
-        f"{target}, in {filters.steps} step(s); each step is followed by {finetune.epochs} epochs of "
-        f"retraining at lr {finetune.lr} ({finetune.optimizer}, {finetune.schedule} schedule"
-        f"{', ' + ', '.join(extras) if extras else ''}). "
-        f"Never removed: {', '.join(filters.ignored_layers) or 'none'} and the classifier."
+        f"{target}, in {plural(filters.steps, 'step')}; each step is followed by "
+        f"{plural(finetune.epochs, 'epoch')} of retraining at lr {finetune.lr} ({finetune.optimizer}, "
+        f"{finetune.schedule} schedule{', ' + ', '.join(extras) if extras else ''}). "
+        f"Never removed: {words([*filters.ignored_layers, 'the classifier'])}."
     )
 
 
@@ -92,10 +94,11 @@ def speedup_table(measured: dict) -> str:
                          "measured speedup", "measured / theoretical"])
 
 
-def counts_table(measured: dict, arch: str) -> str:
+def counts_table(measured: dict, arch: str, dataset: str) -> str:
+    """Params and MACs removed and top-1, ours and (same architecture only) Li et al.'s, with data sets."""
     dense, pruned = measured["dense"], measured["pruned"]
     rows = [[
-        "ours", count(dense["params"]), count(pruned["params"]),
+        f"this run, {dataset_label(dataset)}", count(dense["params"]), count(pruned["params"]),
         f"{100 * (1 - pruned['params'] / dense['params']):.1f}",
         count(dense["flops"]), count(pruned["flops"]), f"{100 * (1 - pruned['flops'] / dense['flops']):.1f}",
         f"{dense['accuracy']:.2f}", f"{pruned['accuracy']:.2f}",
@@ -106,13 +109,18 @@ def counts_table(measured: dict, arch: str) -> str:
             return "-" if paper[key] is None else f"{paper[key]:.3g}"
 
         rows.append([
-            f"Li et al. 2017, {paper['model']} (CIFAR-10)", number("params_dense"), number("params_pruned"),
+            f"Li et al. 2017, {paper['model']}, {dataset_label(LI_2017_DATASET)}", number("params_dense"),
+            number("params_pruned"),
             f"{paper['params_reduction']:.1f}", number("flops_dense"), number("flops_pruned"),
             f"{paper['flops_reduction']:.1f}", f"{100 - paper['error_dense']:.2f}",
             f"{100 - paper['error_pruned']:.2f}",
         ])
-    return table(rows, ["model", "params dense", "params pruned", "params removed (%)", "MACs dense", "MACs pruned",
-                         "MACs removed (%)", "top-1 dense (%)", "top-1 pruned (%)"])
+    text = table(rows, ["model", "params dense", "params pruned", "params removed (%)", "MACs dense", "MACs pruned",
+                        "MACs removed (%)", "top-1 dense (%)", "top-1 pruned (%)"])
+    if paper is not None and dataset != LI_2017_DATASET:
+        text += (f"\n\nLi et al.'s numbers are on {dataset_label(LI_2017_DATASET)}, not on this run's "
+                 f"{dataset_label(dataset)}: compare the reductions, not the accuracy.")
+    return text
 
 
 def sections(inputs: ReportInputs) -> list[str]:
@@ -124,7 +132,7 @@ def sections(inputs: ReportInputs) -> list[str]:
     out = [
         "## Filter pruning",
         describe(exp),
-        counts_table(measured, exp.model.arch),
+        counts_table(measured, exp.model.arch, exp.data.dataset),
         "## Channels per layer",
         channels_table(dense_model, pruned_model, shape),
     ]
@@ -132,8 +140,10 @@ def sections(inputs: ReportInputs) -> list[str]:
         out += [
             "## Speedup: theoretical vs measured",
             "Theoretical speedup = dense MACs / pruned MACs (fvcore, whole model); measured speedup = dense / "
-            f"pruned median forward time of one batch ({exp.test.latency_repeats} timed batches after "
-            f"{exp.test.latency_warmup} warm-up ones, {measured['torch_threads']} CPU threads).",
+            f"pruned median forward time of one batch "
+            f"({plural(exp.test.latency_repeats, 'timed batch', 'timed batches')} after "
+            f"{plural(exp.test.latency_warmup, 'warm-up batch', 'warm-up batches')}, "
+            f"{plural(measured['torch_threads'], 'torch thread')}).",
             speedup_table(measured),
         ]
     return out
