@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import sys
 from pathlib import Path
@@ -228,3 +229,25 @@ def test_every_pixi_task_runs_an_existing_task_file_and_passes_arguments_through
         if words[:1] == ["python"] and words[1].startswith("tasks/"):
             assert (root / words[1]).is_file(), name
     assert {name.replace("_", "-") for name in STAGES} <= set(tasks)
+
+
+def test_get_dataset_is_redone_when_data_source_changes(tiny_config, synthetic_source, tmp_path, capsys):
+    path = tiny_config()
+    assert run("get_dataset", [str(path)]) == 0
+    other = tmp_path / "other_source"
+    shutil.copytree(synthetic_source, other)
+    capsys.readouterr()
+    assert run("get_dataset", [str(path), "--set", f'data.source="{other}"']) == 0
+    assert "up to date" not in capsys.readouterr().out
+    assert load_json(paths.dataset_manifest(experiment(path)))["source"] == str(other)
+
+
+def test_an_interrupted_task_names_the_command_that_resumes_it(tiny_config, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    path = tiny_config()
+    assert run("get_dataset", [str(path)]) == 0
+    monkeypatch.setattr(sys.modules["prunelab.stages.train"], "fit", interrupted)  # the module, not the function
+    assert run("train", [str(path), "--set", "train.epochs=1"]) == 130
+    assert f"`python tasks/train.py {path} --set train.epochs=1` resumes" in capsys.readouterr().err

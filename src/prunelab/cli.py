@@ -54,13 +54,18 @@ def run(task: str, argv: list[str] | None = None, default_config: str | None = N
         experiment = config.load(args.config, args.overrides)
         if args.threads is not None:
             experiment.threads = args.threads
-        with provenance.invoked(task, args.config, args.overrides, args.threads):
-            STAGES[task](experiment, force=args.force, **options)
+        with provenance.invoked(task, args.config, args.overrides, args.threads) as invocation:
+            try:
+                STAGES[task](experiment, force=args.force, **options)
+            except KeyboardInterrupt:
+                error_console.print(f"interrupted; artifacts written so far are complete: `{invocation.command()}` "
+                                    "resumes", markup=False, highlight=False)
+                return 130
     except UserError as error:
         error_console.print(f"error: {error}", markup=False, highlight=False)
         return 2
     except KeyboardInterrupt:
-        error_console.print("interrupted; artifacts written so far are complete, re-run to resume", markup=False)
+        error_console.print("interrupted", markup=False)
         return 130
     return 0
 

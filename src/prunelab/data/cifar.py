@@ -153,9 +153,12 @@ def _is_current(exp, spec: DatasetSpec) -> bool:
     if not manifest_path.is_file():
         return False
     try:
-        digests = load_json(manifest_path).get("sha256", {})
+        manifest = load_json(manifest_path)
     except UserError:  # damaged or from an older prunelab: install again
         return False
+    if manifest.get("source") != exp.data.source:  # data.source changed: install from the new one
+        return False
+    digests = manifest.get("sha256", {})
     expected = {f"{spec.archive_dir}/{name}" for name in _batch_files(spec)}
     if set(digests) != expected:
         return False
@@ -180,6 +183,7 @@ def get_cifar(exp, spec: DatasetSpec, force: bool = False) -> Path:
     write_json(paths.dataset_manifest(exp), {
         "dataset": spec.name,
         "origin": str(origin[1]) if origin is not None else "download",
+        "source": exp.data.source,  # the data.source it was made for (freshness)
         "sha256": {f"{spec.archive_dir}/{name}": sha256(dest / spec.archive_dir / name) for name in _batch_files(spec)},
     })
     console.print(f"[green]{dest}[/]: {spec.name} verified ({', '.join(f'{k} {v}' for k, v in spec.sizes.items())} images)")

@@ -50,6 +50,8 @@ def _manifest_is_current(exp: Experiment, spec: DatasetSpec) -> bool:
         manifest = load_json(manifest_path)
     except UserError:  # damaged or from an older prunelab: copy again
         return False
+    if manifest.get("source") != exp.data.source:  # data.source changed: copy from the new one
+        return False
     for name, digest in manifest.get("sha256", {}).items():
         stored = paths.dataset_dir(exp) / name
         if not stored.is_file() or sha256(stored) != digest:
@@ -91,6 +93,7 @@ def get_dataset(exp: Experiment, force: bool = False) -> Path:
         {
             "dataset": spec.name,
             "origin": str(origin) if origin is not None else "download",
+            "source": exp.data.source,  # the data.source it was made for (freshness)
             "sha256": {path.name: sha256(path) for path in stored.values()},
         },
     )
