@@ -4,6 +4,7 @@ and the experiment's model, built fresh or from a checkpoint."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import torch.nn as nn
 
@@ -43,15 +44,22 @@ def is_current(path: Path, config_hash: str, inputs: dict[str, str] | None = Non
     return checkpoint.get("config_hash") == config_hash and checkpoint.get("inputs", {}) == (inputs or {})
 
 
-def load_current(exp: Experiment, path: Path, config_hash: str) -> dict:
-    """Load an input artifact, refusing a missing, damaged or stale one with the command that remakes it."""
+def read_input(exp: Experiment, path: Path, read: Callable[[Path], dict] = load_torch) -> dict:
+    """An artifact a stage reads (checkpoint, metrics.json, sweep.json), refused when missing or
+    damaged with the command that (re)makes it."""
     task = making_task(path)
     if not path.is_file():
         raise UserError(f"{path}: not found; {provenance.run_hint(exp, task)} first")
     try:
-        checkpoint = load_torch(path)
+        return read(path)
     except UserError as error:
         raise UserError(f"{error}; remake it: {provenance.run_hint(exp, task, '--force')}") from None
+
+
+def load_current(exp: Experiment, path: Path, config_hash: str) -> dict:
+    """Load an input checkpoint, refusing a missing, damaged or stale one with the command that remakes it."""
+    task = making_task(path)
+    checkpoint = read_input(exp, path)
     if checkpoint.get("config_hash") != config_hash:
         raise UserError(
             f"{path}: made from a different config (hash {checkpoint.get('config_hash')}, "

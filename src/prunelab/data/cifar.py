@@ -22,9 +22,10 @@ import numpy as np
 import torch
 
 from .. import paths, provenance
-from ..atomic import atomic_path, load_json, write_json
+from ..atomic import atomic_path
 from ..errors import UserError
 from ..log import console
+from . import manifest
 from .catalog import DatasetSpec
 from .download import download, sha256
 
@@ -148,28 +149,10 @@ def _origin(exp, spec: DatasetSpec) -> tuple[str, Path] | None:
     return None
 
 
-def _is_current(exp, spec: DatasetSpec) -> bool:
-    manifest_path = paths.dataset_manifest(exp)
-    if not manifest_path.is_file():
-        return False
-    try:
-        manifest = load_json(manifest_path)
-    except UserError:  # damaged or from an older prunelab: install again
-        return False
-    if manifest.get("source") != exp.data.source:  # data.source changed: install from the new one
-        return False
-    digests = manifest.get("sha256", {})
-    expected = {f"{spec.archive_dir}/{name}" for name in _batch_files(spec)}
-    if set(digests) != expected:
-        return False
-    directory = paths.dataset_dir(exp)
-    return all((directory / name).is_file() and sha256(directory / name) == digest for name, digest in digests.items())
-
-
 def get_cifar(exp, spec: DatasetSpec, force: bool = False) -> Path:
     """Make dataset/<name>/ hold the verified, unpacked batches and a manifest; idempotent."""
     dest = paths.dataset_dir(exp)
-    if not force and _is_current(exp, spec):
+    if not force and manifest.is_current(exp, {f"{spec.archive_dir}/{name}" for name in _batch_files(spec)}):
         console.print(f"[green]{dest}[/] is up to date (checksums match {paths.dataset_manifest(exp).name})")
         return dest
     paths.dataset_manifest(exp).unlink(missing_ok=True)  # no manifest until the new copy is verified
@@ -180,12 +163,8 @@ def get_cifar(exp, spec: DatasetSpec, force: bool = False) -> Path:
     except UserError as error:  # say which config and key the bad bytes came from
         key = "data.source" if exp.data.source is not None else "data.dataset"
         raise UserError(f"{exp.path}: {key}: {error}") from None
-    write_json(paths.dataset_manifest(exp), {
-        "dataset": spec.name,
-        "origin": str(origin[1]) if origin is not None else "download",
-        "source": exp.data.source,  # the data.source it was made for (freshness)
-        "sha256": {f"{spec.archive_dir}/{name}": sha256(dest / spec.archive_dir / name) for name in _batch_files(spec)},
-    })
+    manifest.write(exp, spec.name, str(origin[1]) if origin is not None else "download",
+                   {f"{spec.archive_dir}/{name}": sha256(dest / spec.archive_dir / name) for name in _batch_files(spec)})
     console.print(f"[green]{dest}[/]: {spec.name} verified ({', '.join(f'{k} {v}' for k, v in spec.sizes.items())} images)")
     return dest
 

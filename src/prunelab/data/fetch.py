@@ -6,11 +6,11 @@ import shutil
 from pathlib import Path
 
 from .. import paths
-from ..atomic import atomic_path, load_json, write_json
+from ..atomic import atomic_path
 from ..config.sections import Experiment
 from ..errors import UserError
 from ..log import console
-from . import idx
+from . import idx, manifest
 from .catalog import DATASETS, DatasetSpec
 from .cifar import get_cifar
 from .download import download, sha256
@@ -42,30 +42,13 @@ def _origin_dir(exp: Experiment, spec: DatasetSpec) -> Path | None:
     return None
 
 
-def _manifest_is_current(exp: Experiment, spec: DatasetSpec) -> bool:
-    manifest_path = paths.dataset_manifest(exp)
-    if not manifest_path.is_file():
-        return False
-    try:
-        manifest = load_json(manifest_path)
-    except UserError:  # damaged or from an older prunelab: copy again
-        return False
-    if manifest.get("source") != exp.data.source:  # data.source changed: copy from the new one
-        return False
-    for name, digest in manifest.get("sha256", {}).items():
-        stored = paths.dataset_dir(exp) / name
-        if not stored.is_file() or sha256(stored) != digest:
-            return False
-    return len(manifest.get("sha256", {})) == 2 * len(spec.files)
-
-
 def get_dataset(exp: Experiment, force: bool = False) -> Path:
     """Make dataset/<name>/ hold the verified files and a manifest; idempotent."""
     spec = DATASETS[exp.data.dataset]
     if spec.archive is not None:  # CIFAR: a tarball of pickled batches
         return get_cifar(exp, spec, force=force)
     dest = paths.dataset_dir(exp)
-    if not force and _manifest_is_current(exp, spec):
+    if not force and manifest.is_current(exp, {stem for pair in spec.files.values() for stem in pair}):
         console.print(f"[green]{dest}[/] is up to date (checksums match {paths.dataset_manifest(exp).name})")
         return dest
     origin = _origin_dir(exp, spec)
@@ -88,15 +71,8 @@ def get_dataset(exp: Experiment, force: bool = False) -> Path:
         for variant in (dest / stem, dest / f"{stem}.gz"):
             if variant != kept and variant.exists():
                 variant.unlink()
-    write_json(
-        paths.dataset_manifest(exp),
-        {
-            "dataset": spec.name,
-            "origin": str(origin) if origin is not None else "download",
-            "source": exp.data.source,  # the data.source it was made for (freshness)
-            "sha256": {path.name: sha256(path) for path in stored.values()},
-        },
-    )
+    manifest.write(exp, spec.name, str(origin) if origin is not None else "download",
+                   {path.name: sha256(path) for path in stored.values()})
     where = f"copied from {origin}" if origin is not None else "downloaded"
     console.print(f"[green]{dest}[/]: {spec.name} {where}, verified ({', '.join(f'{k} {v}' for k, v in spec.sizes.items())} images)")
     return dest

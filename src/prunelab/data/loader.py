@@ -11,12 +11,11 @@ from dataclasses import dataclass
 import torch
 
 from .. import paths, provenance
-from ..atomic import load_json
 from ..config.sections import Experiment
 from ..errors import UserError
+from . import manifest
 from .catalog import DATASETS
 from .cifar import read_splits
-from .download import sha256
 from .fetch import validate_split
 from .idx import find
 
@@ -29,20 +28,6 @@ class Splits:
     test_labels: torch.Tensor
 
 
-def verify_manifest(exp: Experiment) -> None:
-    """Every file get-dataset recorded still has the sha256 it had then (about 0.1 s per 50 MB)."""
-    manifest_path = paths.dataset_manifest(exp)
-    remake = provenance.run_hint(exp, "get_dataset", "--force")
-    try:
-        recorded = load_json(manifest_path).get("sha256", {})
-    except UserError as error:
-        raise UserError(f"{error}; remake it: {remake}") from None
-    for name, digest in recorded.items():
-        path = paths.dataset_dir(exp) / name
-        if not path.is_file() or sha256(path) != digest:
-            raise UserError(f"{path}: missing or damaged (sha256 differs from {manifest_path.name}); {remake}")
-
-
 def load_splits(exp: Experiment) -> Splits:
     """Read the verified IDX files (or CIFAR batches) of exp.data.dataset into memory (subset if configured)."""
     spec = DATASETS[exp.data.dataset]
@@ -51,7 +36,7 @@ def load_splits(exp: Experiment) -> Splits:
         raise UserError(
             f"{exp.path}: data set {spec.name} not found in {directory}; {provenance.run_hint(exp, 'get_dataset')}"
         )
-    verify_manifest(exp)
+    manifest.verify(exp)
     arrays = {}
     if spec.archive is not None:  # CIFAR: pickled batches (cifar.py)
         arrays = read_splits(exp, spec)

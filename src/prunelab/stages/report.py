@@ -39,12 +39,7 @@ def _measured(exp: Experiment) -> tuple[dict, dict]:
     """(metrics.json, the checkpoints it measured), refused when missing, damaged, or made from other
     checkpoints or [test] settings, with the command that remakes it."""
     metrics_path = paths.metrics(exp)
-    if not metrics_path.is_file():
-        raise UserError(f"{metrics_path}: not found; {provenance.run_hint(exp, 'test')} first")
-    try:
-        measured = load_json(metrics_path)
-    except UserError as error:
-        raise UserError(f"{error}; remake it: {provenance.run_hint(exp, 'test', '--force')}") from None
+    measured = checkpoints.read_input(exp, metrics_path, load_json)
     loaded = load_inputs(exp)
     if any(measured.get(key) != value for key, value in freshness(exp, loaded).items()):
         raise UserError(f"{metrics_path}: made from other checkpoints or [test] settings; "

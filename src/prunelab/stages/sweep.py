@@ -3,7 +3,7 @@ sweep's report, written by the family whose sweep kind the config names."""
 
 from __future__ import annotations
 
-from .. import paths, provenance
+from .. import checkpoints, paths, provenance
 from ..atomic import load_json
 from ..config import Experiment
 from ..device import resolve
@@ -36,13 +36,7 @@ def sweep(exp: Experiment, force: bool = False) -> None:
 
 
 def report_sweep(exp: Experiment) -> None:
-    summary_path = paths.sweep_summary(exp)
-    if not summary_path.is_file():
-        raise UserError(f"{summary_path}: not found; {provenance.run_hint(exp, 'sweep')} first")
     writer = next(f for f in FAMILIES.values() if f.schema.sweep_kind == exp.sweep.kind)  # the kind is validated
-    try:
-        summary = load_json(summary_path)
-    except UserError as error:
-        raise UserError(f"{error}; remake it: {provenance.run_hint(exp, 'sweep')}") from None
+    summary = checkpoints.read_input(exp, paths.sweep_summary(exp), load_json)
     cells = {row["cell"]: cell_experiment(exp, row["cell"], row["overrides"]) for row in summary["cells"]}
     writer.sweep_report(exp, summary, cells)
