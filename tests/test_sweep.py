@@ -100,3 +100,20 @@ def test_sweep_densities_resume_and_report(sweep_config, capsys):
                 "weights_synflow.png"):
         assert (paths.run_dir(exp) / png).stat().st_size > 1000
         assert f"({png})" in report
+
+
+def test_a_sweep_records_how_it_ran_and_publishes(sweep_config, tmp_path, monkeypatch):
+    """sweep.json carries the sweep's made_by; publish copies the report, figures and sweep.json."""
+    (tmp_path / "repo").mkdir()
+    monkeypatch.chdir(tmp_path / "repo")  # publish writes ./results/<name>/ (the runs are in tmp_path/results)
+    exp = config.load(sweep_config)
+    assert run("sweep", [str(sweep_config), "--set", "seed=3"]) == 0
+    made_by = json.loads(paths.sweep_summary(exp).read_text())["made_by"]["sweep"]
+    assert made_by["overrides"] == ["seed=3"] and made_by["threads"] == 1
+    assert run("publish", [str(sweep_config), "--set", "seed=3"]) == 2  # an overridden sweep is not published
+    assert run("sweep", [str(sweep_config)]) == 0
+    assert run("publish", [str(sweep_config)]) == 0
+    published = {path.name for path in (tmp_path / "repo" / "results" / exp.name).iterdir()}
+    assert {"report.md", "sweep.json", "sweep_accuracy.png"} <= published
+    report = (tmp_path / "repo" / "results" / exp.name / "report.md").read_text()
+    assert "## How this was made" in report and f"`python tasks/sweep.py {sweep_config}`" in report

@@ -17,6 +17,9 @@ def _cell(record: dict, key: str) -> str:
 
 def made_by_section(made_by: dict, report_overrides: list[str] | tuple[str, ...] = ()) -> list[str]:
     """Markdown blocks; a stage without a record (an artifact from an older prunelab) says so."""
+    if not made_by:
+        return ["## How this was made", "Not recorded: these artifacts come from a prunelab that did not record "
+                "commands, overrides or thread counts. Re-run the stages to record them."]
     rows = []
     ordered = sorted(made_by, key=lambda stage: STAGE_ORDER.index(stage) if stage in STAGE_ORDER else len(STAGE_ORDER))
     for stage in ordered:
