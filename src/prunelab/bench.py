@@ -131,6 +131,7 @@ def reproduce_wall_time(config_path: str = BENCH_CONFIG) -> dict:
     """Run the whole pipeline of `config_path` into a temporary results root; seconds per stage."""
     with tempfile.TemporaryDirectory() as root:
         exp = config.load(config_path, [f"results_root={root!r}".replace("'", '"')])
+        exp.threads = torch.get_num_threads()  # the benchmark's --threads, not the config's
         stages = {}
         start = time.perf_counter()
         for stage in ("get_dataset", "train", "prune", "test", "report"):
