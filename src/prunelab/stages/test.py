@@ -110,12 +110,14 @@ def test(exp: Experiment, force: bool = False) -> None:
         summary.pop("layers")
         timing = measure_latency(model, timing_images, exp)
         results[key] = {**scores, "latency": timing, **summary, **({"path": str(path)} if key == "pretrained" else {})}
-        cpu = ", ".join(f"{t['ms_per_batch']:.2f} ms at batch {b}" for b, t in timing["cpu"].items())
-        console.print(
-            f"{key}: top-1 {scores['accuracy']:.2f}%, loss {scores['loss']:.4f}, CPU {cpu}, "
-            f"compression {summary['compression']:.2f}x, theoretical speedup {summary['theoretical_speedup']:.2f}x"
-        )
     if "dense" in results and "pruned" in results:  # a pruned model may be physically smaller than the dense one
         results["pruned"].update(counts.against_dense(results["dense"], results["pruned"]))
+    for key in loaded:
+        entry = results[key]
+        cpu = ", ".join(f"{t['ms_per_batch']:.2f} ms at batch {b}" for b, t in entry["latency"]["cpu"].items())
+        console.print(
+            f"{key}: top-1 {entry['accuracy']:.2f}%, loss {entry['loss']:.4f}, CPU {cpu}, "
+            f"compression {entry['compression']:.2f}x, theoretical speedup {entry['theoretical_speedup']:.2f}x"
+        )
     write_json(out, results)
     console.print(f"[green]{out}[/] written")
