@@ -33,17 +33,17 @@ def overridden_stages(exp: Experiment) -> dict[str, list[str]]:
 
 def publish(exp: Experiment, force: bool = False, allow_overrides: bool = False) -> None:
     """Regenerate the run's report and copy it with its figures and logs to results/<name>/."""
+    source, target = paths.run_dir(exp), paths.published_dir(exp)
+    if source.resolve() == target.resolve():
+        raise UserError(f"{exp.path}: results_root: the run already writes to {target}; runs must write elsewhere "
+                        "(the default is runs/) so that only publish changes the checked-in reports")
     report(exp)
     overridden = overridden_stages(exp)
     if overridden and not allow_overrides:
         listed = "; ".join(f"{stage}: {' '.join(items)}" for stage, items in overridden.items())
         raise UserError(f"{paths.run_dir(exp)}: made with --set overrides ({listed}); re-run without them, "
                         "or publish with --allow-overrides (the report lists them)")
-    source, target = paths.run_dir(exp), paths.published_dir(exp)
     files = sorted({path for pattern in PUBLISHED_PATTERNS for path in source.glob(pattern) if path.is_file()})
-    if source.resolve() == target.resolve():
-        raise UserError(f"{exp.path}: results_root: the run already writes to {target}; runs must write elsewhere "
-                        "(the default is runs/) so that only publish changes the checked-in reports")
     for path in files:
         with atomic_path(target / path.name) as tmp:
             shutil.copyfile(path, tmp)
