@@ -14,7 +14,7 @@ import os
 import platform
 import shlex
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -23,6 +23,7 @@ from typing import Iterator
 import torch
 
 from .config import Experiment
+from .report.markdown import plural
 
 
 @dataclass(frozen=True)
@@ -72,12 +73,15 @@ def invoked(task: str, config: str, overrides: list[str] | tuple[str, ...], thre
         _current = previous
 
 
-def invocation(exp: Experiment) -> Invocation:
-    """The running task's invocation, or (library use, tests) a plain python one for the config."""
-    if _current is not None:
-        return _current
+def _without_cli(config: str = "") -> Invocation:
+    """An invocation for library use (no task command line): no overrides, the detected runner."""
     runner, environment = _runner()
-    return Invocation(config=exp.path, runner=runner, environment=environment)
+    return Invocation(config=config, runner=runner, environment=environment)
+
+
+def invocation(exp: Experiment) -> Invocation:
+    """The running task's invocation, or (library use, tests) a plain one for the config."""
+    return _current if _current is not None else _without_cli(exp.path)
 
 
 def command(exp: Experiment, task: str, *extra: str) -> str:
@@ -101,7 +105,7 @@ def other_config_hint(artifact: Path, task: str) -> str:
     config = config_for(artifact)
     if config is None:
         return f"make it first (`{task}` of the experiment that writes it)"
-    current = _current or Invocation(runner=_runner()[0], environment=_runner()[1])
+    current = _current or _without_cli()
     return f"run `{current.command(task, config=str(config), keep_overrides=False)}` first"
 
 
@@ -131,9 +135,7 @@ def environment(device: torch.device | str) -> dict:
 
 def made_by(exp: Experiment, device: torch.device | str) -> dict:
     """The record every artifact carries: command, overrides and environment."""
-    current = invocation(exp)
-    if current.config != exp.path:  # a sweep cell: the sweep's command made it
-        current = replace(current, config=current.config or exp.path)
+    current = invocation(exp)  # for a sweep cell: the sweep's command
     return {
         "command": current.command(),
         "overrides": list(current.overrides),
@@ -145,6 +147,6 @@ def made_by(exp: Experiment, device: torch.device | str) -> dict:
 def describe_environment(record: dict) -> str:
     """e.g. "1 torch thread, torch 2.13.0+cpu, cpu, Intel(R) Xeon(R) (AVX512)"."""
     threads = record.get("threads")
-    thread_text = f"{threads} torch thread{'s' if threads != 1 else ''}" if threads is not None else "threads unknown"
+    thread_text = plural(threads, "torch thread") if threads is not None else "threads unknown"
     return (f"{thread_text}, torch {record.get('torch', '?')}, {record.get('device', '?')}, "
             f"{record.get('cpu', '?')} ({record.get('cpu_capability', '?')})")
