@@ -177,6 +177,8 @@ def test_each_task_has_its_own_help(capsys):
         run("prune", ["--help"])
     out = capsys.readouterr().out
     assert "Prune in rounds with fine-tuning" in out and "--threads" in out
+    for task, stage in STAGES.items():
+        assert stage.__doc__, f"{task}: its --help would have no description"
 
 
 def _publish_setup(tiny_config, tmp_path, monkeypatch):

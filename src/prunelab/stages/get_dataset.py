@@ -7,4 +7,5 @@ from ..data.fetch import get_dataset as fetch
 
 
 def get_dataset(exp: Experiment, force: bool = False) -> None:
+    """Copy (data.source, a system package) or download the data set, verify it -> dataset/<name>/."""
     fetch(exp, force=force)

@@ -12,6 +12,7 @@ from .train import train
 
 
 def reproduce(exp: Experiment, force: bool = False) -> None:
+    """Every stage in order (get-dataset, train, prune, test, report), each skipping finished work."""
     steps = [("get-dataset", get_dataset), ("train", train)]
     if exp.prune is not None:
         steps.append(("prune", prune))
