@@ -30,7 +30,7 @@ from .family import FAMILIES, BenchSection
 from .log import console, progress_bar
 from .metrics import flops_by_module
 from .models import build
-from .report.markdown import table
+from .report.markdown import plural, table
 from .stages import STAGES
 
 BENCH_CONFIG = "configs/lenet5_fashion.toml"
@@ -144,7 +144,7 @@ def reproduce_wall_time(config_path: str = BENCH_CONFIG) -> dict:
 def _markdown(loader_rows, reproduce, family_sections: list[BenchSection]) -> str:
     lines = [
         "# Benchmarks",
-        f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+        f"Machine: {platform.machine()}, {plural(torch.get_num_threads(), 'torch thread')}, torch {torch.__version__}, "
         f"Python {platform.python_version()}, CPU {cpu_name()} ({torch.backends.cpu.get_cpu_capability()}). "
         "Written by `pixi r bench --publish` (`python tasks/bench.py --publish`); "
         "every ratio compares runs made in the same invocation.",
