@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from prunelab import checkpoints, config, paths
-from prunelab.atomic import write_json
+from prunelab.atomic import save_torch, write_json
 from prunelab.cli import run
 from prunelab.families.deephoyer import frontier
 from prunelab.families.deephoyer.frontier import DECAY_KEY, KIND_KEY, Point, compare, sparsest_at, verdict
@@ -220,7 +220,8 @@ def _write_han(tmp_path, accuracy: float, nonzero: int) -> None:
     path = tmp_path / "lenet300_100_fashion" / "metrics.json"
     path.parent.mkdir(parents=True)
     write_json(path, _metrics(accuracy, nonzero))
-    (path.parent / "prune_log.csv").write_text("round,finetune_epochs\n1,3\n2,4\n")
+    save_torch(path.parent / "pruned.pt", {"model": {}, "log": [{"round": 1, "finetune_epochs": 3},
+                                                                {"round": 2, "finetune_epochs": 4}]})
 
 
 def _point(accuracy: float, nonzero: float, method: str = "hoyer_square") -> Point:

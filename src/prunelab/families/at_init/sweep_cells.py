@@ -7,7 +7,6 @@ own, the dense cells stand in for it.
 
 from __future__ import annotations
 
-import csv
 import statistics
 from dataclasses import dataclass
 
@@ -31,7 +30,7 @@ class Cell:
     seed: int
     control: str  # plain | shuffle | reinit | shuffle+reinit
     metrics: dict | None  # metrics.json["pruned"], None until measured
-    log: dict  # the last row of prune_log.csv ({} until pruned)
+    log: dict  # the last row of the rounds log in pruned.pt ({} until pruned)
 
 
 def _method_label(exp: Experiment) -> str:
@@ -40,10 +39,11 @@ def _method_label(exp: Experiment) -> str:
 
 
 def _last_log_row(exp: Experiment) -> dict:
-    path = paths.prune_log(exp)
+    """From the digest-checked pruned.pt (prune_log.csv holds the same rows, unchecked)."""
+    path = paths.pruned(exp)
     if not path.is_file():
         return {}
-    rows = list(csv.DictReader(path.open()))
+    rows = load_torch(path).get("log") or []
     return rows[-1] if rows else {}
 
 

@@ -12,14 +12,13 @@ magnitude pipeline, at equal accuracy.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 from matplotlib.ticker import FuncFormatter
 
 from ... import paths, provenance
-from ...atomic import load_json, write_text
+from ...atomic import load_json, load_torch, write_text
 from ...config import Experiment
 from ...log import print_plain
 from ...report import plots
@@ -201,14 +200,14 @@ def frontier_plot(points: list[Point], reference: Point | None, dense_accuracy: 
 
 
 def budget_note(exp: Experiment, reference_path: Path) -> str:
-    """Training budgets side by side: the magnitude pipeline's (from its prune_log.csv) and each cell's."""
+    """Training budgets side by side: the magnitude pipeline's (the rounds log in its digest-checked
+    pruned.pt) and each cell's."""
     cells = (f"each cell here: {plural(exp.train.epochs, 'regularized epoch')} + "
              f"{plural(exp.prune.finetune.epochs, 'fine-tune epoch')}")
-    log = reference_path.parent / "prune_log.csv"
-    if not log.is_file():
-        return f"Budgets: {cells}; the magnitude pipeline's prune_log.csv is missing."
-    with log.open(newline="") as handle:
-        rounds = list(csv.DictReader(handle))
+    pruned = reference_path.parent / "pruned.pt"
+    if not pruned.is_file():
+        return f"Budgets: {cells}; the magnitude pipeline's pruned.pt is missing."
+    rounds = load_torch(pruned).get("log") or []
     epochs = sum(int(row["finetune_epochs"]) for row in rounds)
     shared = exp.train.pretrained is not None and Path(exp.train.pretrained).parent == reference_path.parent
     return (f"Budgets: the magnitude pipeline fine-tuned {plural(epochs, 'epoch')} over "
