@@ -7,6 +7,20 @@ import math
 
 import torch
 
+# How many of `size` entries a density keeps. "nearest": round(density x size), the count closest
+# to the target (prunelab's default). "synaptic_flow": size - int((1 - density) x size), what the
+# Synaptic-Flow code's mask() keeps (it drops the int((1 - density) x size) lowest scores; for a
+# density that is not exactly representable this is one more than "nearest" about half the time).
+COUNTS = {
+    "nearest": lambda density, size: round(density * size),
+    "synaptic_flow": lambda density, size: size - int((1.0 - density) * size),
+}
+
+
+def kept_count(density: float, size: int, count: str = "nearest") -> int:
+    return COUNTS[count](density, size)
+
+
 # Entries drawn to estimate a quantile: the kept fraction's standard error is
 # sqrt(f (1 - f) / SAMPLE_SIZE) <= 0.002, and drawing them costs ~1 ms whatever the model size.
 SAMPLE_SIZE = 65_536
@@ -55,27 +69,29 @@ def floor_counts(sizes: dict[str, int], alive: dict[str, int], floor: float) -> 
 
 
 def select_per_layer(
-    scores: dict[str, torch.Tensor], current: dict[str, torch.Tensor], layer_density: dict[str, float]
+    scores: dict[str, torch.Tensor], current: dict[str, torch.Tensor], layer_density: dict[str, float],
+    count: str = "nearest",
 ) -> dict[str, torch.Tensor]:
-    """Each named layer keeps min(round(density x size), its survivors) of its own best entries."""
+    """Each named layer keeps min(kept_count(density, size), its survivors) of its own best entries."""
     new = {}
     for name, density in layer_density.items():
-        keep = min(round(density * scores[name].numel()), int(current[name].count_nonzero()))
+        keep = min(kept_count(density, scores[name].numel(), count), int(current[name].count_nonzero()))
         new[name] = top_mask(alive_scores(scores[name], current[name]), keep).view_as(scores[name])
     return new
 
 
 def select_with_floor(
-    scores: dict[str, torch.Tensor], current: dict[str, torch.Tensor], density: float, floor: float = 0.0
+    scores: dict[str, torch.Tensor], current: dict[str, torch.Tensor], density: float, floor: float = 0.0,
+    count: str = "nearest",
 ) -> dict[str, torch.Tensor]:
-    """Global masks keeping round(density x total) entries, each layer at least ceil(floor x size).
+    """Global masks keeping kept_count(density, total) entries, each layer at least ceil(floor x size).
 
     The floor's entries are each layer's best; the rest of the budget goes to the best of
     everything else, so the total is exactly the global target.
     """
     total = sum(s.numel() for s in scores.values())
     alive = {name: int(current[name].count_nonzero()) for name in scores}
-    budget = min(round(density * total), sum(alive.values()))
+    budget = min(kept_count(density, total, count), sum(alive.values()))
     reserved = floor_counts({n: s.numel() for n, s in scores.items()}, alive, floor)
     if sum(reserved.values()) > budget:
         raise ValueError(f"min_layer_density {floor} needs {sum(reserved.values())} weights, the target keeps {budget}")
@@ -100,19 +116,20 @@ def select_masks(
     layer_density: dict[str, float],
     global_density: float | None = None,
     floor: float = 0.0,
+    count: str = "nearest",
 ) -> dict[str, torch.Tensor]:
-    """New masks keeping exactly round(density x size) entries (fewer only if fewer survive).
+    """New masks keeping exactly kept_count(density, size) entries (fewer only if fewer survive).
 
     Parameters named in `layer_density` are ranked within themselves; the rest are
     ranked together to reach `global_density` over their combined size, each keeping
     at least ceil(floor x size).
     """
-    new = select_per_layer({name: scores[name] for name in layer_density}, current, layer_density)
+    new = select_per_layer({name: scores[name] for name in layer_density}, current, layer_density, count)
     pooled = {name: s for name, s in scores.items() if name not in layer_density}
     if pooled:
         if global_density is None:
             raise ValueError(f"no density given for {list(pooled)}")
-        new.update(select_with_floor(pooled, {n: current[n] for n in pooled}, global_density, floor))
+        new.update(select_with_floor(pooled, {n: current[n] for n in pooled}, global_density, floor, count))
     return new
 
 
@@ -123,12 +140,14 @@ def select_in_scope(
     density: float,
     layer_density: dict[str, float],
     floor: float = 0.0,
+    count: str = "nearest",
 ) -> dict[str, torch.Tensor]:
     """Exact masks for a [prune] scope: "layer" ranks every layer alone (at its override or
-    `density`); "global" ranks the overridden layers alone and pools the rest, with the floor."""
+    `density`); "global" ranks the overridden layers alone and pools the rest, with the floor.
+    `count` is the COUNTS convention for how many entries a density keeps."""
     if scope == "layer":
-        return select_masks(scores, current, {n: layer_density.get(n, density) for n in scores})
-    return select_masks(scores, current, layer_density, density, floor)
+        return select_masks(scores, current, {n: layer_density.get(n, density) for n in scores}, count=count)
+    return select_masks(scores, current, layer_density, density, floor, count)
 
 
 def sampled_threshold(scores: list[torch.Tensor], keep_fraction: float, generator: torch.Generator) -> float:

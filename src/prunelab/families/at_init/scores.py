@@ -96,4 +96,5 @@ def at_init_masks(cfg: PruneConfig, k: int, model: nn.Module, current: dict[str,
     else:
         scores = SCORES.get(cfg.method)(model, list(current), loader=loader, cfg=cfg.at_init)
     # Under scope "layer" each layer is at the target on its own; the pruner refuses a floor above it.
-    return select_in_scope(cfg.scope, scores, current, density, layer_density, cfg.at_init.min_layer_density)
+    return select_in_scope(cfg.scope, scores, current, density, layer_density, cfg.at_init.min_layer_density,
+                           cfg.at_init.count)

@@ -3,11 +3,14 @@ or a method that is a registered score other than magnitude)."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from ...config import PruneConfig, Section
 from ...config.plugins import FamilySchema
 from ...pruning.scores import SCORES
+from ...pruning.selection import COUNTS
 from . import scores  # noqa: F401  (registers random, snip, grasp, synflow in SCORES)
 
 NAME = "at_init"
@@ -24,6 +27,10 @@ class AtInitConfig(Section):
     # SynFlow: rank exactly in every round (as the Synaptic-Flow code does) instead of at a
     # sampled threshold in rounds 1 .. rounds-1 (~4x slower on VGG16; the last round is always exact).
     synflow_exact_rounds: bool = False
+    # How many weights a density keeps (pruning/selection.py COUNTS): "nearest" = round(d x N), the
+    # count closest to the target; "synaptic_flow" = N - int((1 - d) N), as the Synaptic-Flow code's
+    # mask() keeps (with exact rounds, its 100-round SynFlow masks are reproduced exactly).
+    count: Literal[tuple(COUNTS)] = "nearest"  # type: ignore[valid-type]  (selection.COUNTS' names)
     # GraSP: softmax temperature of the Hessian-gradient product.
     grasp_temperature: float = Field(200.0, gt=0)
     # Frankle et al. 2021 controls: permute each layer's mask within the layer; re-draw survivors.

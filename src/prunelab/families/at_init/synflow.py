@@ -153,7 +153,7 @@ def iterate(cfg, model: nn.Module, current: Named, loader, density: float, layer
         round_layers = {n: _toward(layer_start[n], d, step) for n, d in layer_density.items()}
         if at.synflow_exact_rounds:
             network.keep(select_in_scope(cfg.scope, scores, network.alive(), round_density, round_layers,
-                                         at.min_layer_density))
+                                         at.min_layer_density, at.count))
         else:
             _approximate_round(network, scores, cfg.scope, round_density, round_layers, at.min_layer_density, generator)
     return dict(zip(names, network.scores_or_promote(shape, device))), network.alive()
