@@ -14,6 +14,7 @@ from .config import Experiment
 from .data.catalog import DATASETS
 from .errors import UserError
 from .models import build
+from .models.init import INITS
 
 # The task that writes each artifact, for the hint in an error about it.
 TASK_FOR_ARTIFACT = {"dense.pt": "train", "train_state.pt": "train", "pruned.pt": "prune", "metrics.json": "test",
@@ -77,10 +78,13 @@ def load_into(model: nn.Module, checkpoint: dict, path: Path) -> None:
 
 
 def build_for(exp: Experiment) -> nn.Module:
-    """The experiment's model, freshly initialized (from the global generator), shaped for its data set."""
+    """The experiment's model, freshly initialized (from the global generator, by `model.init`), shaped
+    for its data set."""
     channels, height, _ = DATASETS[exp.data.dataset].image_shape
-    return build(exp.model.arch, in_channels=channels, num_classes=DATASETS[exp.data.dataset].num_classes,
-                 image_size=height)
+    model = build(exp.model.arch, in_channels=channels, num_classes=DATASETS[exp.data.dataset].num_classes,
+                  image_size=height)
+    INITS.get(exp.model.init)(model)
+    return model
 
 
 def build_model(exp: Experiment, checkpoint: dict, path: Path) -> nn.Module:

@@ -17,6 +17,7 @@ from pydantic import AfterValidator, Field, PrivateAttr, model_validator
 
 from ..data.catalog import DATASETS
 from ..models import MODELS
+from ..models.init import INITS
 from .base import Section
 
 
@@ -60,6 +61,9 @@ class DataConfig(Section):
 
 class ModelConfig(Section):
     arch: str = "lenet5"
+    # default: PyTorch's per-layer initialization; kaiming_normal: Synaptic-Flow's lottery models
+    # (kaiming-normal conv/linear weights, zero biases; models/init.py).
+    init: Literal[tuple(INITS.names())] = "default"  # type: ignore[valid-type]  (the INITS registry's names)
 
     @model_validator(mode="after")
     def _known_arch(self) -> "ModelConfig":

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from ...config import PruneConfig
 from ...pruning.schedule import round_targets
-from ...pruning.scores import SCORES, eval_mode
+from ...pruning.scores import SCORES, batchnorm_mode, eval_mode
 from ...pruning.selection import select_in_scope
 from . import synflow  # registers "synflow" in SCORES
 
@@ -69,7 +69,7 @@ def grasp_scores(model: nn.Module, names: list[str], loader=None, cfg=None) -> d
     temperature = cfg.grasp_temperature if cfg is not None else 200.0
     weights = _weights(model, names)
     batches = _batches(loader, cfg, "grasp")
-    with eval_mode(model):
+    with batchnorm_mode(model, cfg.grasp_batchnorm if cfg is not None else "eval"):
         # g: the gradient summed over the batches, held constant (no graph).
         stopped = [torch.zeros_like(w) for w in weights]
         for images, labels in batches:

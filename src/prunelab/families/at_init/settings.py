@@ -9,7 +9,7 @@ from pydantic import Field
 
 from ...config import PruneConfig, Section
 from ...config.plugins import FamilySchema
-from ...pruning.scores import SCORES
+from ...pruning.scores import BATCHNORM_MODES, SCORES
 from ...pruning.selection import COUNTS
 from . import scores  # noqa: F401  (registers random, snip, grasp, synflow in SCORES)
 
@@ -33,6 +33,9 @@ class AtInitConfig(Section):
     count: Literal[tuple(COUNTS)] = "nearest"  # type: ignore[valid-type]  (selection.COUNTS' names)
     # GraSP: softmax temperature of the Hessian-gradient product.
     grasp_temperature: float = Field(200.0, gt=0)
+    # GraSP: BatchNorm while scoring. "eval" (running statistics) as the Synaptic-Flow code scores;
+    # "train" (batch statistics) as the GraSP authors' code does. On a BatchNorm net the masks differ.
+    grasp_batchnorm: Literal[BATCHNORM_MODES] = "eval"  # type: ignore[valid-type]
     # Frankle et al. 2021 controls: permute each layer's mask within the layer; re-draw survivors.
     shuffle: bool = False
     reinit: bool = False

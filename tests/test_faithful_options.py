@@ -1,0 +1,73 @@
+"""Options that reproduce the original implementations' pipelines: the lottery models' initialization
+(`model.init`) and GraSP's BatchNorm mode (`[prune.at_init] grasp_batchnorm`)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+from prunelab import checkpoints, config
+from prunelab.pruning.scores import SCORES
+
+
+def _model(arch: str, init: str, dataset: str = "mnist") -> nn.Module:
+    exp = config.parse({"name": "x", "model": {"arch": arch, "init": init}, "data": {"dataset": dataset}})
+    torch.manual_seed(0)
+    return checkpoints.build_for(exp)
+
+
+def test_kaiming_normal_init_is_the_lottery_models():
+    model = _model("vgg11_bn", "kaiming_normal", "cifar10")
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)) and module.bias is not None:
+            assert not module.bias.any()
+        if isinstance(module, nn.BatchNorm2d):
+            assert (module.weight == 1).all() and not module.bias.any()
+    fc1 = _model("lenet300_100", "kaiming_normal").fc1.weight.detach()  # 235,200 draws: std within 1% of sqrt(2 / 784)
+    assert float(fc1.std()) == pytest.approx(math.sqrt(2 / 784), rel=0.01)
+
+
+def test_default_init_is_pytorchs_and_hashes_as_before():
+    assert _model("lenet300_100", "default").fc1.bias.abs().sum() > 0  # PyTorch's uniform biases
+    plain = config.parse({"name": "x", "model": {"arch": "lenet5"}})
+    explicit = config.parse({"name": "x", "model": {"arch": "lenet5", "init": "default"}})
+    assert plain.stage_hash("train") == explicit.stage_hash("train")  # existing artifacts stay current
+    other = config.parse({"name": "x", "model": {"arch": "lenet5", "init": "kaiming_normal"}})
+    assert other.stage_hash("train") != plain.stage_hash("train")
+
+
+class _BatchNormNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4 * 8 * 8, 10)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.bn(self.conv(x))).flatten(1))
+
+
+def _grasp(model: nn.Module, mode: str) -> dict[str, torch.Tensor]:
+    at_init = config.parse({"name": "x", "prune": {"method": "grasp", "start": "init", "density": 0.1,
+                                                  "at_init": {"grasp_batchnorm": mode}}}).prune.at_init
+    generator = torch.Generator().manual_seed(1)
+    batches = [(torch.randn(16, 1, 8, 8, generator=generator), torch.randint(0, 10, (16,), generator=generator))]
+    return SCORES.get("grasp")(model, ["conv.weight", "fc.weight"], loader=batches, cfg=at_init)
+
+
+def test_grasp_batchnorm_mode_changes_the_scores_and_leaves_the_model_as_it_was():
+    torch.manual_seed(0)
+    model = _BatchNormNet()
+    model.bn.running_mean.fill_(0.5)  # running statistics unlike any batch's: eval and train differ
+    model.bn.running_var.fill_(4.0)
+    model.train(False)
+    before = {name: buffer.clone() for name, buffer in model.named_buffers()}
+    evaluated, trained = _grasp(model, "eval"), _grasp(model, "train")
+    assert not torch.allclose(evaluated["conv.weight"], trained["conv.weight"])
+    assert all(torch.equal(buffer, before[name]) for name, buffer in model.named_buffers())
+    assert not model.training  # the caller's mode is restored
+    assert config.parse({"name": "x", "prune": {"method": "grasp", "start": "init", "density": 0.1}}
+                        ).prune.at_init.grasp_batchnorm == "eval"
