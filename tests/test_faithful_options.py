@@ -1,5 +1,6 @@
 """Options that reproduce the original implementations' pipelines: the lottery models' initialization
-(`model.init`) and GraSP's BatchNorm mode (`[prune.at_init] grasp_batchnorm`)."""
+(`model.init`), GraSP's BatchNorm mode (`[prune.at_init] grasp_batchnorm`) and DeepHoyer's structural
+rule (`prune.structure_rule = "element"`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 import torch.nn as nn
 
 from prunelab import checkpoints, config
+from prunelab.families.deephoyer.threshold import describe, threshold_round_masks
 from prunelab.pruning.scores import SCORES
 
 
@@ -71,3 +73,22 @@ def test_grasp_batchnorm_mode_changes_the_scores_and_leaves_the_model_as_it_was(
     assert not model.training  # the caller's mode is restored
     assert config.parse({"name": "x", "prune": {"method": "grasp", "start": "init", "density": 0.1}}
                         ).prune.at_init.grasp_batchnorm == "eval"
+
+
+def _threshold_cfg(granularity: str, **extra):
+    return config.parse({"name": "x", "model": {"arch": "lenet5_caffe"},
+                         "prune": {"method": "threshold", "std_ratio": 0.5, "granularity": granularity, **extra}})
+
+
+def test_deephoyers_structural_rule_is_the_element_rule_then_counting():
+    torch.manual_seed(0)
+    model = _model("lenet5_caffe", "default")
+    ones = {name: torch.ones_like(p, dtype=torch.bool) for name, p in model.named_parameters()
+            if name.endswith("weight")}
+    element = threshold_round_masks(_threshold_cfg("element").prune, model, ones)
+    counted = _threshold_cfg("structure", structure_rule="element")
+    assert all(torch.equal(element[n], m) for n, m in threshold_round_masks(counted.prune, model, ones).items())
+    by_groups = threshold_round_masks(_threshold_cfg("structure").prune, model, ones)  # the default: group norms
+    assert any(not torch.equal(element[n], m) for n, m in by_groups.items())
+    assert "counted as structure, as DeepHoyer does" in describe(counted)
+    assert _threshold_cfg("structure").prune.structure_rule == "group_norm"

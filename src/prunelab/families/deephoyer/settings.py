@@ -13,6 +13,7 @@ from .regularizers import REGULARIZERS
 
 METHOD = "threshold"
 STRUCTURE = "structure"  # granularity: whole output filters / input channels (rows / columns of a linear weight)
+STRUCTURE_RULES = ("group_norm", "element")
 
 
 class RegularizerConfig(Section):
@@ -40,6 +41,11 @@ class DeepHoyerPrune(Section):
 
     threshold: Optional[float] = Field(None, gt=0)
     std_ratio: Optional[float] = Field(None, gt=0)
+    # How granularity = "structure" zeroes weights. "group_norm": whole filters / input channels
+    # whose L2 norm is at most the threshold (prunelab's rule). "element": the element-wise rule
+    # (|w| against the threshold), then all-zero filters and channels are what is left, as DeepHoyer's
+    # structural results do it (mnist/CNN/prun_tune_V.py prunes by std; util.print_nonzeros counts).
+    structure_rule: Literal[STRUCTURE_RULES] = "group_norm"  # type: ignore[valid-type]
 
 
 def claims(prune: PruneConfig) -> bool:

@@ -1,9 +1,11 @@
 """Threshold pruning after sparsity-regularized training (DeepHoyer's recipe), and its prune rounds.
 
 element:   keep |w| > t, t = the fixed threshold or std_ratio x std(w) of the layer.
-structure: zero each output filter (row) whose L2 norm is <= t_rows and each input
-           channel (column) whose L2 norm is <= t_cols; t = the fixed threshold, or
-           std_ratio x std of that layer's row norms (column norms for columns).
+structure: with structure_rule = "group_norm", zero each output filter (row) whose L2 norm is
+           <= t_rows and each input channel (column) whose L2 norm is <= t_cols; t = the fixed
+           threshold, or std_ratio x std of that layer's row norms (column norms for columns).
+           With structure_rule = "element", the element rule above; the all-zero filters and
+           channels it leaves are the structure (DeepHoyer's structural results).
 The std is taken over the weights as they are now, zeros of earlier rounds included,
 as DeepHoyer's `prune_by_std` does. Every round applies the full threshold (no ramp):
 with iterations > 1, later rounds catch what fine-tuning drove under it. Masks only shrink.
@@ -51,9 +53,10 @@ def threshold_round_masks(
     params = dict(model.named_parameters())
     new: dict[str, torch.Tensor] = {}
     kept_rows: dict[str, torch.Tensor] = {}  # layer name -> kept output filters, for its bias
+    by_groups = cfg.granularity == STRUCTURE and cfg.structure_rule == "group_norm"
     for name, current in current_masks.items():
         weight = params[name].detach()
-        if cfg.granularity == STRUCTURE and weight.dim() >= 2:
+        if by_groups and weight.dim() >= 2:
             keep_rows, keep_cols = structure_keep(cfg, weight)
             keep_rows, keep_cols = keep_rows.to(current.device), keep_cols.to(current.device)
             kept_rows[name.rsplit(".", 1)[0]] = keep_rows
@@ -61,7 +64,7 @@ def threshold_round_masks(
         else:
             t = _threshold(cfg, weight)
             new[name] = current & (weight.abs() > t).to(current.device)
-    if cfg.granularity == STRUCTURE:
+    if by_groups:
         # A bias (pruned only with prune_bias) follows its layer's output filters, not its own threshold.
         for name in current_masks:
             layer = name.rsplit(".", 1)[0]
@@ -79,12 +82,14 @@ class ThresholdPruner(MaskPruner):
 
 def describe(exp: Experiment) -> str:
     cfg = exp.prune
-    structure = cfg.granularity == STRUCTURE
+    structure = cfg.granularity == STRUCTURE and cfg.structure_rule == "group_norm"
     kept = "filters / input channels with L2 norm" if structure else "weights with |w|"
     std_of = "the layer's group norms" if structure else "the layer's weights"
     bound = f"{cfg.threshold}" if cfg.threshold is not None else f"{cfg.std_ratio} x std of {std_of}"
     reg = exp.train.regularizer
     trained = f" after training with {reg.kind} (decay {reg.decay:g})" if reg is not None else ""
-    return (f"threshold{trained}: keep {kept} > {bound}; {plural(cfg.iterations, 'round')}, "
+    counted = (" (element-wise; the all-zero filters and channels it leaves are counted as structure, as "
+               "DeepHoyer does)" if cfg.granularity == STRUCTURE and not structure else "")
+    return (f"threshold{trained}: keep {kept} > {bound}{counted}; {plural(cfg.iterations, 'round')}, "
             f"{plural(cfg.finetune.epochs, 'fine-tune epoch')} per round at lr {cfg.finetune.lr} "
             f"({cfg.finetune.optimizer}), zeros held.")
