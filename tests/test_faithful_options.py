@@ -1,6 +1,6 @@
 """Options that reproduce the original implementations' pipelines: the lottery models' initialization
 (`model.init`), GraSP's BatchNorm mode (`[prune.at_init] grasp_batchnorm`) and DeepHoyer's structural
-rule (`prune.structure_rule = "element"`)."""
+rule (`prune.structure_rule = "element"`) and its regularizer's coverage (`[train.regularizer] coverage`)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import torch
 import torch.nn as nn
 
 from prunelab import checkpoints, config
+from prunelab.errors import UserError
+from prunelab.families.deephoyer.penalty import train_hooks
 from prunelab.families.deephoyer.threshold import describe, threshold_round_masks
 from prunelab.pruning.scores import SCORES
 
@@ -92,3 +94,25 @@ def test_deephoyers_structural_rule_is_the_element_rule_then_counting():
     assert any(not torch.equal(element[n], m) for n, m in by_groups.items())
     assert "counted as structure, as DeepHoyer does" in describe(counted)
     assert _threshold_cfg("structure").prune.structure_rule == "group_norm"
+
+
+@pytest.mark.parametrize("coverage, expected", [
+    ("weights", ["fc1.weight", "fc2.weight"]),
+    ("all_weights", ["fc1.weight", "fc2.weight", "fc3.weight"]),
+    ("all_parameters", ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "fc3.weight", "fc3.bias"]),
+])
+def test_regularizer_coverage_follows_deephoyers_scripts(coverage, expected):
+    exp = config.parse({"name": "x", "model": {"arch": "lenet300_100"},
+                        "train": {"regularizer": {"kind": "l1", "decay": 0.5, "coverage": coverage}}})
+    torch.manual_seed(0)
+    model = checkpoints.build_for(exp)
+    (hook,) = train_hooks(exp, model)
+    params = dict(model.named_parameters())
+    by_hand = 0.5 * sum(params[name].abs().sum() for name in expected)
+    assert float(hook.penalty(model).detach()) == pytest.approx(float(by_hand.detach()), rel=1e-12)
+
+
+def test_a_structural_regularizer_cannot_cover_biases():
+    with pytest.raises(UserError, match=r"x\.toml: train\.regularizer.*all_parameters.*all_weights"):
+        config.parse({"name": "x", "train": {"regularizer": {"kind": "group_lasso", "decay": 1.0,
+                                                            "coverage": "all_parameters"}}}, "x.toml")

@@ -22,14 +22,21 @@ class Penalty(TrainHook):
         return self.regularizer(model)
 
 
+def covered_parameters(model: nn.Module, coverage: str) -> list[str]:
+    """The parameter names a `coverage` (settings.COVERAGES) regularizes."""
+    if coverage == "all_parameters":
+        return [name for name, _ in model.named_parameters()]
+    return prunable_parameters(model, prune_classifier=coverage == "all_weights")
+
+
 def train_hooks(exp: Experiment, model: nn.Module) -> list[TrainHook]:
     """The penalty hook when [train.regularizer] is set; its `layers` must name prunable layers."""
     cfg = exp.train.regularizer
     if cfg is None:
         return []
-    # Conv/linear weights, classifier excluded: fixed here rather than read from [prune],
-    # which is not part of the train stage's config hash.
-    names = prunable_parameters(model)
+    # Fixed by [train.regularizer] rather than read from [prune], which is not part of the train
+    # stage's config hash.
+    names = covered_parameters(model, cfg.coverage)
     for layer in cfg.layers:
         if f"{layer}.weight" not in names:
             layers = ", ".join(name.rsplit(".", 1)[0] for name in names)

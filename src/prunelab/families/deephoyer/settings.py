@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ...config import PruneConfig, Section
 from ...config.plugins import FamilySchema
-from .regularizers import REGULARIZERS
+from .regularizers import REGULARIZERS, regularizer_kind
 
 METHOD = "threshold"
 STRUCTURE = "structure"  # granularity: whole output filters / input channels (rows / columns of a linear weight)
 STRUCTURE_RULES = ("group_norm", "element")
+COVERAGES = ("weights", "all_weights", "all_parameters")
 
 
 class RegularizerConfig(Section):
@@ -27,6 +28,18 @@ class RegularizerConfig(Section):
     # Module names to regularize (e.g. ["conv1", "conv2"]); empty = every conv/linear weight
     # but the classifier. Structural FLOPs live in the convs; fc columns cost accuracy.
     layers: list[str] = []
+    # Which parameters the penalty covers. "weights": conv/linear weights without the classifier
+    # (prunelab's default); "all_weights": every conv/linear weight, classifier included (DeepHoyer's
+    # mnist/CNN/structure.py); "all_parameters": every parameter, biases and classifier included
+    # (DeepHoyer's mnist/CNN/element.py; element-wise kinds only, a bias has no groups).
+    coverage: Literal[COVERAGES] = "weights"  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _groups_need_weights(self) -> "RegularizerConfig":
+        if self.coverage == "all_parameters" and regularizer_kind(self.kind) == "structure":
+            raise ValueError(f'coverage: "all_parameters" includes biases, which {self.kind} cannot group; '
+                             'use "all_weights"')
+        return self
 
 
 class DeepHoyerTrain(Section):
