@@ -1,6 +1,7 @@
 """Options that reproduce the original implementations' pipelines: the lottery models' initialization
 (`model.init`), GraSP's BatchNorm mode (`[prune.at_init] grasp_batchnorm`) and DeepHoyer's structural
-rule (`prune.structure_rule = "element"`) and its regularizer's coverage (`[train.regularizer] coverage`)."""
+rule (`prune.structure_rule = "element"`), its regularizer's coverage (`[train.regularizer] coverage`)
+and Synaptic-Flow's scoring set (`[prune.at_init] score_images`, `score_fresh_augmentation`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import torch
 import torch.nn as nn
 
 from prunelab import checkpoints, config
+from prunelab.data.loader import TensorLoader
 from prunelab.errors import UserError
+from prunelab.families.at_init.scores import _passes
 from prunelab.families.deephoyer.penalty import train_hooks
 from prunelab.families.deephoyer.threshold import describe, threshold_round_masks
 from prunelab.pruning.scores import SCORES
@@ -116,3 +119,35 @@ def test_a_structural_regularizer_cannot_cover_biases():
     with pytest.raises(UserError, match=r"x\.toml: train\.regularizer.*all_parameters.*all_weights"):
         config.parse({"name": "x", "train": {"regularizer": {"kind": "group_lasso", "decay": 1.0,
                                                             "coverage": "all_parameters"}}}, "x.toml")
+
+
+def _loader(augment=()):
+    generator = torch.Generator().manual_seed(3)
+    images = torch.randint(0, 256, (500, 1, 8, 8), generator=generator, dtype=torch.uint8)
+    labels = torch.arange(500) % 10
+    return TensorLoader(images, labels, 64, (0.5,), (0.25,), shuffle=True, seed=4, augment=augment, crop_padding=2)
+
+
+def _at_init(**keys):
+    return config.parse({"name": "x", "prune": {"method": "snip", "start": "init", "density": 0.1,
+                                               "at_init": keys}}).prune.at_init
+
+
+def test_scoring_images_are_a_seeded_random_subset_of_the_training_set():
+    loader = _loader()
+    batches = _passes(loader, _at_init(score_images=100), "snip")(0)
+    assert [len(labels) for _, labels in batches] == [64, 36]  # 100 images at data.batch_size
+    again = _passes(_loader(), _at_init(score_images=100), "snip")(0)
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(batches, again))
+    everything, _ = next(iter(TensorLoader(loader.images, loader.labels, 500, (0.5,), (0.25,))))
+    dataset = {tuple(image.flatten().tolist()) for image in everything}
+    assert all(tuple(image.flatten().tolist()) in dataset for images, _ in batches for image in images)
+    default = _passes(loader, _at_init(score_batches=2), "snip")
+    assert len(default(0)) == 2 and default(0) is default(1)  # prunelab's default: the same batches
+
+
+def test_fresh_augmentation_draws_new_crops_on_every_pass():
+    fresh = _passes(_loader(("crop",)), _at_init(score_images=100, score_fresh_augmentation=True), "grasp")
+    assert not torch.equal(fresh(0)[0][0], fresh(1)[0][0])  # GraSP's two gradients see different crops
+    fixed = _passes(_loader(("crop",)), _at_init(score_images=100), "grasp")
+    assert torch.equal(fixed(0)[0][0], fixed(1)[0][0])

@@ -108,6 +108,7 @@ class TensorLoader:
         self.seed = seed
         self.augment = tuple(augment)
         self.crop_padding = crop_padding
+        self.mean, self.std = tuple(mean), tuple(std)
         channels = images.shape[1]
         # Folded into one multiply-add per pixel: x / 255 / std - mean / std.
         std_t = torch.tensor(std, dtype=torch.float32, device=self.device).reshape(1, channels, 1, 1)
@@ -125,6 +126,15 @@ class TensorLoader:
     @property
     def num_samples(self) -> int:
         return len(self.labels)
+
+    def subset(self, count: int) -> "TensorLoader":
+        """A loader over `count` images drawn at random (seeded by this loader's seed) without
+        replacement, batched, shuffled and augmented as this one."""
+        generator = torch.Generator().manual_seed(self.seed)
+        index = torch.randperm(len(self.labels), generator=generator)[:count].to(self.device)
+        return TensorLoader(self.images[index], self.labels[index], self.batch_size, self.mean, self.std,
+                            shuffle=True, seed=self.seed, augment=self.augment, crop_padding=self.crop_padding,
+                            device=self.device)
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)

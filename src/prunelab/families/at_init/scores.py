@@ -22,6 +22,7 @@ al. 2021 controls (shuffle each layer's mask, re-draw the surviving weights) are
 from __future__ import annotations
 
 import itertools
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -39,11 +40,25 @@ def _weights(model: nn.Module, names: list[str]) -> list[torch.Tensor]:
     return [params[name] for name in names]
 
 
-def _batches(loader, cfg, method: str) -> list:
+def _passes(loader, cfg, method: str) -> Callable[[int], list]:
+    """The scoring batches of pass p (GraSP makes two passes): `score_batches` batches of the loader,
+    or with `score_images` a seeded random subset of the training images, re-augmented on every
+    pass when `score_fresh_augmentation` (else the same batches on every pass)."""
     if loader is None:
         raise ValueError(f"score {method!r} needs training batches (a loader)")
-    count = cfg.score_batches if cfg is not None else 1
-    return list(itertools.islice(iter(loader), count))
+    if cfg is None or cfg.score_images == 0:
+        batches = list(itertools.islice(iter(loader), cfg.score_batches if cfg is not None else 1))
+        return lambda _: batches
+    subset = loader.subset(cfg.score_images)
+    fixed = None if cfg.score_fresh_augmentation else list(subset)
+
+    def batches_of(p: int) -> list:
+        if fixed is not None:
+            return fixed
+        subset.set_epoch(p)
+        return list(subset)
+
+    return batches_of
 
 
 @SCORES.register("random")
@@ -57,7 +72,7 @@ def snip_scores(model: nn.Module, names: list[str], loader=None, cfg=None) -> di
     weights = _weights(model, names)
     grads = [torch.zeros_like(w) for w in weights]
     with eval_mode(model):
-        for images, labels in _batches(loader, cfg, "snip"):
+        for images, labels in _passes(loader, cfg, "snip")(0):
             loss = F.cross_entropy(model(images), labels)
             for total, g in zip(grads, torch.autograd.grad(loss, weights)):
                 total.add_(g)
@@ -68,17 +83,17 @@ def snip_scores(model: nn.Module, names: list[str], loader=None, cfg=None) -> di
 def grasp_scores(model: nn.Module, names: list[str], loader=None, cfg=None) -> dict[str, torch.Tensor]:
     temperature = cfg.grasp_temperature if cfg is not None else 200.0
     weights = _weights(model, names)
-    batches = _batches(loader, cfg, "grasp")
+    passes = _passes(loader, cfg, "grasp")
     with batchnorm_mode(model, cfg.grasp_batchnorm if cfg is not None else "eval"):
         # g: the gradient summed over the batches, held constant (no graph).
         stopped = [torch.zeros_like(w) for w in weights]
-        for images, labels in batches:
+        for images, labels in passes(0):
             loss = F.cross_entropy(model(images) / temperature, labels)
             for total, g in zip(stopped, torch.autograd.grad(loss, weights)):
                 total.add_(g)
         # H g = d(g_stopped . g(w))/dw, one Hessian-vector product per batch.
         hessian_grad = [torch.zeros_like(w) for w in weights]
-        for images, labels in batches:
+        for images, labels in passes(1):
             loss = F.cross_entropy(model(images) / temperature, labels)
             grads = torch.autograd.grad(loss, weights, create_graph=True)
             inner = sum((gs * g).sum() for gs, g in zip(stopped, grads))

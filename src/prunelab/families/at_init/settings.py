@@ -22,6 +22,13 @@ class AtInitConfig(Section):
     pre_epochs: int = Field(0, ge=0)
     # Batches of training data the data-driven scores (SNIP, GraSP) average over.
     score_batches: int = Field(1, ge=1)
+    # Scoring images instead: 0 = `score_batches` batches of the training loader (prunelab's default);
+    # N > 0 = N training images drawn at random with the run's seed, batched at data.batch_size, as
+    # the Synaptic-Flow code scores on prune_dataset_ratio x classes random images (100 for 10 classes).
+    score_images: int = Field(0, ge=0)
+    # Re-augment the scoring images on every pass, as a DataLoader over augmented data does (GraSP's
+    # two gradients then see different crops, as in the Synaptic-Flow code); false = one fixed draw.
+    score_fresh_augmentation: bool = False
     # SynFlow: rounds of score-and-prune with density^(k/rounds) at round k.
     synflow_rounds: int = Field(100, ge=1)
     # SynFlow: rank exactly in every round (as the Synaptic-Flow code does) instead of at a
