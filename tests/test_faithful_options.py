@@ -93,10 +93,12 @@ def test_deephoyers_structural_rule_is_the_element_rule_then_counting():
     element = threshold_round_masks(_threshold_cfg("element").prune, model, ones)
     counted = _threshold_cfg("structure", structure_rule="element")
     assert all(torch.equal(element[n], m) for n, m in threshold_round_masks(counted.prune, model, ones).items())
-    by_groups = threshold_round_masks(_threshold_cfg("structure").prune, model, ones)  # the default: group norms
+    assert all(torch.equal(element[n], m)  # DeepHoyer's rule is the default
+               for n, m in threshold_round_masks(_threshold_cfg("structure").prune, model, ones).items())
+    by_groups = threshold_round_masks(_threshold_cfg("structure", structure_rule="group_norm").prune, model, ones)
     assert any(not torch.equal(element[n], m) for n, m in by_groups.items())
     assert "counted as structure, as DeepHoyer does" in describe(counted)
-    assert _threshold_cfg("structure").prune.structure_rule == "group_norm"
+    assert _threshold_cfg("structure").prune.structure_rule == "element"
 
 
 @pytest.mark.parametrize("coverage, expected", [

@@ -151,7 +151,7 @@ def test_threshold_masks_only_shrink():
     current = {"0.weight": torch.tensor([[True, False, True], [True, True, False]])}
     masks = threshold_round_masks(_prune_cfg(threshold=0.1), model, current)
     assert torch.equal(masks["0.weight"], current["0.weight"])  # large weights do not revive pruned ones
-    structural = threshold_round_masks(_prune_cfg(threshold=0.1, granularity="structure"), model, current)
+    structural = threshold_round_masks(_prune_cfg(threshold=0.1, granularity="structure", structure_rule="group_norm"), model, current)
     assert not (structural["0.weight"] & ~current["0.weight"]).any()
 
 
@@ -164,7 +164,7 @@ def test_structural_threshold_zeros_weak_filters_and_channels():
         conv.weight[:, 2].mul_(0.01)  # input channel 2: norm ~0.052
     names = prunable_parameters(model, prune_bias=True, prune_classifier=False)
     masks = MaskSet.ones(model, names)
-    masks.update(threshold_round_masks(_prune_cfg(threshold=1.0, granularity="structure"), model, masks.masks))
+    masks.update(threshold_round_masks(_prune_cfg(threshold=1.0, granularity="structure", structure_rule="group_norm"), model, masks.masks))
     weight = conv.weight.detach()
     assert (weight[1] == 0).all()  # the weak filter is all-zero
     assert (weight[:, 2] == 0).all()  # the weak input channel is all-zero
@@ -179,7 +179,7 @@ def test_structural_std_ratio_uses_group_norm_std():
         lin.weight.copy_(torch.tensor([[1.0, 1.0, 1.0], [0.1, 0.1, 0.1], [2.0, 2.0, 2.0], [1.5, 1.5, 1.5]]))
     row_norms = lin.weight.detach().norm(dim=1)
     col_norms = lin.weight.detach().norm(dim=0)  # all equal: std 0, no column is dropped
-    masks = threshold_round_masks(_prune_cfg(std_ratio=1.0, granularity="structure"), model,
+    masks = threshold_round_masks(_prune_cfg(std_ratio=1.0, granularity="structure", structure_rule="group_norm"), model,
                                   {"0.weight": torch.ones(4, 3, dtype=torch.bool)})
     kept_rows = row_norms > row_norms.std()
     assert kept_rows.tolist() == [True, False, True, True]

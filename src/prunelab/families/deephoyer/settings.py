@@ -54,11 +54,12 @@ class DeepHoyerPrune(Section):
 
     threshold: Optional[float] = Field(None, gt=0)
     std_ratio: Optional[float] = Field(None, gt=0)
-    # How granularity = "structure" zeroes weights. "group_norm": whole filters / input channels
-    # whose L2 norm is at most the threshold (prunelab's rule). "element": the element-wise rule
+    # How granularity = "structure" zeroes weights. "element" (the default): the element-wise rule
     # (|w| against the threshold), then all-zero filters and channels are what is left, as DeepHoyer's
     # structural results do it (mnist/CNN/prun_tune_V.py prunes by std; util.print_nonzeros counts).
-    structure_rule: Literal[STRUCTURE_RULES] = "group_norm"  # type: ignore[valid-type]
+    # "group_norm": whole filters / input channels whose L2 norm is at most the threshold (of the
+    # group norms' std with std_ratio), a rule of prunelab's own.
+    structure_rule: Literal[STRUCTURE_RULES] = "element"  # type: ignore[valid-type]
 
 
 def claims(prune: PruneConfig) -> bool:
