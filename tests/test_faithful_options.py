@@ -5,13 +5,16 @@ and Synaptic-Flow's scoring set (`[prune.at_init] score_images`, `score_fresh_au
 
 from __future__ import annotations
 
+import csv
 import math
 
 import pytest
 import torch
 import torch.nn as nn
 
-from prunelab import checkpoints, config
+from prunelab import checkpoints, config, paths
+from prunelab.atomic import load_json
+from prunelab.cli import run
 from prunelab.data.loader import TensorLoader
 from prunelab.errors import UserError
 from prunelab.families.at_init.scores import _passes
@@ -153,3 +156,15 @@ def test_fresh_augmentation_draws_new_crops_on_every_pass():
     assert not torch.equal(fresh(0)[0][0], fresh(1)[0][0])  # GraSP's two gradients see different crops
     fixed = _passes(_loader(("crop",)), _at_init(score_images=100), "grasp")
     assert torch.equal(fixed(0)[0][0], fixed(1)[0][0])
+
+
+def test_the_reported_accuracy_is_the_last_models_not_the_best_epochs(tiny_config):
+    """DeepHoyer's scripts report the best test accuracy over fine-tuning epochs (selection on the test
+    set); prunelab reports the model the run ends with."""
+    path = tiny_config(train={"epochs": 1}, prune={"iterations": 1, "finetune": {"epochs": 3, "lr": 0.2}})
+    assert run("reproduce", [str(path)]) == 0
+    exp = config.load(path)
+    epochs = [row for row in csv.DictReader(paths.prune_train_log(exp).open()) if row["phase"] == "fine-tune"]
+    measured = load_json(paths.metrics(exp))["pruned"]["accuracy"]
+    assert measured == pytest.approx(float(epochs[-1]["test_accuracy"]), abs=1e-9)
+    assert f"{measured:.2f}" in paths.report(exp).read_text().split("## Summary", 1)[1].split("##", 1)[0]

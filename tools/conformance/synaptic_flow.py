@@ -26,6 +26,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+RANDOM_SEED = 11  # torch.manual_seed right before Rand scores (float32)
+
 # conv1 -> relu -> conv2 (stride 2) -> relu -> flatten -> fc1 -> relu -> fc2, input 3 x 8 x 8.
 # 216 + 1152 + 8192 + 320 = 9880 weights: at density 0.1 and 0.01 prunelab's round(d N) and
 # Synaptic-Flow's N - int((1 - d) N) give the same counts (988 and 99); checked below.
@@ -146,6 +148,7 @@ def main() -> None:
                   "the sum of all scores, GraSP by |sum| + 1e-10 (rank-preserving normalisations). masks: sorted flat "
                   "indices kept per weight, keyed by density."),
         "scores": {},
+        "random_seed": RANDOM_SEED,
     }
     for label, cls in [("magnitude", pruners.Mag), ("snip", pruners.SNIP), ("grasp", pruners.GraSP),
                        ("synflow", pruners.SynFlow), ("random", pruners.Rand)]:
@@ -153,11 +156,16 @@ def main() -> None:
         for d in DENSITIES:
             torch.manual_seed(0)
             model = fresh()
+            if label == "random":
+                # Rand draws randn_like(p) per weight in order: in float32 (as real runs), seeded right
+                # before scoring, the draws are prunelab's random score's under the same seed.
+                model = model.float()
+                torch.manual_seed(RANDOM_SEED)
             pruner = cls(generator.masked_parameters(model))
             prune_loop(model, loss, pruner, batches, torch.device("cpu"), d, "exponential", "global", 1)
             if label != "random":
                 entry["stats"] = {n: stats(s) for n, s in scored(model, pruner).items()}
-                entry["masks"][str(d)] = kept(model)
+            entry["masks"][str(d)] = kept(model)
             entry["kept"][str(d)] = {n: len(v) for n, v in kept(model).items()}
         out["scores"][label] = entry
 
