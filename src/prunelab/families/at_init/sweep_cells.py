@@ -31,6 +31,7 @@ class Cell:
     control: str  # plain | shuffle | reinit | shuffle+reinit
     metrics: dict | None  # metrics.json["pruned"], None until measured
     log: dict  # the last row of the rounds log in pruned.pt ({} until pruned)
+    empty: str = "-"  # all-zero output filters / all filters of the masked layers ("-" until pruned)
 
 
 def _method_label(exp: Experiment) -> str:
@@ -38,13 +39,15 @@ def _method_label(exp: Experiment) -> str:
     return f"{exp.prune.method} (after {pre} ep)" if pre else exp.prune.method
 
 
-def _last_log_row(exp: Experiment) -> dict:
-    """From the digest-checked pruned.pt (prune_log.csv holds the same rows, unchecked)."""
+def _pruned_state(exp: Experiment) -> tuple[dict, str]:
+    """(the last rounds-log row, the empty filters) from the digest-checked pruned.pt, read once
+    (prune_log.csv holds the same rows, unchecked); ({}, "-") until pruned."""
     path = paths.pruned(exp)
     if not path.is_file():
-        return {}
-    rows = load_torch(path).get("log") or []
-    return rows[-1] if rows else {}
+        return {}, "-"
+    checkpoint = load_torch(path)
+    rows = checkpoint.get("log") or []
+    return (rows[-1] if rows else {}), empty_filters(checkpoint["masks"])
 
 
 def load_cells(exp: Experiment, summary: dict, experiments: dict[str, Experiment]) -> list[Cell]:
@@ -60,7 +63,7 @@ def load_cells(exp: Experiment, summary: dict, experiments: dict[str, Experiment
         # Rounded so that sparsity 0.9 (1 / 0.0999...) and compression 10 are the same row.
         compression = round(1 / cell.prune.target_density(), 6)
         cells.append(Cell(row["cell"], cell, _method_label(cell), compression, cell.seed,
-                          control, measured, _last_log_row(cell)))
+                          control, measured, *_pruned_state(cell)))
     return cells
 
 
@@ -140,9 +143,8 @@ def controls_table(cells: list[Cell]) -> tuple[str, list[tuple[str, float, str, 
     return table(rows, ["method", "compression", "plain"] + controls), deltas
 
 
-def empty_filters(cell: Cell) -> str:
+def empty_filters(masks: dict) -> str:
     """All-zero output filters (rows) over all masked layers: what is left of the width."""
-    masks = load_torch(paths.pruned(cell.exp))["masks"]
     empty = sum(int((~mask.flatten(1).any(1)).count_nonzero()) for mask in masks.values())
     return f"{empty}/{sum(mask.shape[0] for mask in masks.values())}"
 
@@ -156,7 +158,7 @@ def density_table(cells: list[Cell]) -> str:
             continue
         target, achieved = float(log["target_density"]), float(log["density"])
         rows.append([cell.cell_id, cell.method, cell.control, f"{cell.compression:g}x", f"{100 * target:.4f}",
-                     f"{100 * achieved:.4f}", f"{100 * float(log['min_layer_density']):.3f}", empty_filters(cell),
+                     f"{100 * achieved:.4f}", f"{100 * float(log['min_layer_density']):.3f}", cell.empty,
                      log.get("collapsed_layers") or "none"])
     return table(rows, ["cell", "method", "control", "target", "target density (%)", "achieved density (%)",
                          "lowest layer density (%)", "empty filters", "collapsed layers"])
