@@ -97,3 +97,13 @@ def sweep_cells(exp: Experiment) -> Path:
 
 def sweep_summary(exp: Experiment) -> Path:
     return run_dir(exp) / "sweep.json"
+
+
+def replicates_dir(exp: Experiment) -> Path:
+    """A config with `seeds` runs each seed as its own experiment, seed-<k>, under here."""
+    return run_dir(exp) / "seeds"
+
+
+def replicates_summary(exp: Experiment) -> Path:
+    """Every seed's figures, their mean and std, and every seed's metrics.json (written by report)."""
+    return run_dir(exp) / "replicates.json"

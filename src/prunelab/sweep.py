@@ -14,7 +14,7 @@ from typing import Any
 
 from . import paths
 from .atomic import load_json, write_json
-from .config import Experiment, apply_override, validate
+from .config import Experiment, derive
 from .log import console
 
 
@@ -38,14 +38,8 @@ def cell_overrides(exp: Experiment) -> list[tuple[str, dict[str, Any]]]:
 
 
 def cell_experiment(exp: Experiment, cell_id: str, overrides: dict[str, Any]) -> Experiment:
-    raw = exp.model_dump(mode="json", exclude={"sweep"}, exclude_defaults=True)
-    raw["name"] = cell_id
-    raw["results_root"] = str(paths.sweep_cells(exp))
-    for key, value in overrides.items():
-        apply_override(raw, key.split("."), value, exp.path)
-    cell = validate(raw, f"{exp.path} (sweep cell {cell_id})")
-    cell._path = exp.path
-    return cell
+    return derive(exp, cell_id, str(paths.sweep_cells(exp)), overrides, f"{exp.path} (sweep cell {cell_id})",
+                  drop=("sweep",))
 
 
 def all_cells(exp: Experiment) -> list[tuple[str, Experiment, dict[str, Any]]]:

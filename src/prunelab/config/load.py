@@ -96,6 +96,21 @@ def validate(raw: dict, where: str) -> Experiment:
         raise UserError(format_validation_error(where, error)) from None
 
 
+def derive(exp: Experiment, name: str, results_root: str, overrides: dict[str, object], where: str,
+           drop: tuple[str, ...] = ()) -> Experiment:
+    """An experiment made from `exp` (its explicit keys, less `drop`) with another name and results
+    root and `overrides` ({dotted key: value}) applied, validated; errors name `where`, and hints
+    name exp's config file. Sweep cells and seed replicates are made this way."""
+    raw = exp.model_dump(mode="json", exclude=set(drop), exclude_defaults=True)
+    raw["name"] = name
+    raw["results_root"] = results_root
+    for key, value in overrides.items():
+        apply_override(raw, key.split("."), value, exp.path)
+    derived = validate(raw, where)
+    derived._path = exp.path
+    return derived
+
+
 def parse(raw: dict, config_path: str = "<config>", overrides: list[str] | tuple[str, ...] = ()) -> Experiment:
     raw = json.loads(json.dumps(raw))  # a deep copy: overrides must not touch the caller's dict
     for item in overrides:

@@ -216,6 +216,9 @@ class Experiment(Section):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = Field(0, ge=0)
+    # Replicates: run the whole pipeline once per seed (runs/<name>/seeds/seed-<k>/) and report
+    # every accuracy and compression figure as mean ± std over them. Replaces `seed`.
+    seeds: list[Annotated[int, Field(ge=0)]] = []
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # torch's CPU threads (intra-op). CPU results are bit-identical only at the same thread count
     # (and torch version and CPU kind); 1 never oversubscribes a shared machine. `--threads N` overrides.
@@ -237,6 +240,17 @@ class Experiment(Section):
     def path(self) -> str:
         """The config file this experiment was read from (for error messages)."""
         return self._path
+
+    @model_validator(mode="after")
+    def _seed_or_seeds(self) -> "Experiment":
+        if self.seeds:
+            if "seed" in self.model_fields_set:
+                raise ValueError("seeds: give seed or seeds, not both")
+            if len(set(self.seeds)) != len(self.seeds):
+                raise ValueError(f"seeds: each seed once (got {self.seeds})")
+            if self.sweep is not None:
+                raise ValueError("seeds: a [sweep] varies the seed through its grid (grid = { seed = [...] })")
+        return self
 
     def stage_hash(self, stage: str) -> str:
         """A short hash of the sections that determine a stage's artifact.

@@ -23,6 +23,7 @@ from ..evaluate import evaluate
 from ..family import PruneContext
 from ..log import console
 from ..train import Distill, fit
+from ..replicates import over_seeds
 
 def _resume_round(exp: Experiment, rounds: int, config_hash: str, inputs: dict[str, str]) -> int:
     """The last round whose checkpoint is current (0 if none)."""
@@ -47,6 +48,7 @@ def _teacher(model: nn.Module) -> nn.Module:
     return teacher
 
 
+@over_seeds
 def prune(exp: Experiment, force: bool = False) -> None:
     """Prune in rounds with fine-tuning (resumable) -> pruned.pt, prune_log.csv, prune_train_log.csv."""
     if exp.prune is None:

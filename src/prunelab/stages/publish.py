@@ -19,14 +19,22 @@ from ..log import console
 from .report import report
 
 # What a published report consists of: the report, its figures and the small logs it is made from.
-PUBLISHED_PATTERNS = ("report.md", "*.png", "metrics.json", "*.csv", "sweep.json")
+PUBLISHED_PATTERNS = ("report.md", "*.png", "metrics.json", "*.csv", "sweep.json", "replicates.json")
 
 
 def overridden_stages(exp: Experiment) -> dict[str, list[str]]:
     """{stage: its --set overrides} for every stage of the run (and this publish) that had any."""
-    summary = paths.sweep_summary(exp) if exp.sweep is not None else paths.metrics(exp)
-    made_by = load_json(summary).get("made_by", {})
-    found = {stage: record.get("overrides", []) for stage, record in made_by.items() if record}
+    if exp.seeds:  # each seed's stages
+        records = [record for measured in load_json(paths.replicates_summary(exp))["metrics"].values()
+                   for record in measured.get("made_by", {}).items()]
+    else:
+        summary = paths.sweep_summary(exp) if exp.sweep is not None else paths.metrics(exp)
+        records = list(load_json(summary).get("made_by", {}).items())
+    found: dict[str, list[str]] = {}
+    for stage, record in records:
+        if record:
+            found.setdefault(stage, [])
+            found[stage] += [item for item in record.get("overrides", []) if item not in found[stage]]
     found["publish"] = list(provenance.invocation(exp).overrides)
     return {stage: overrides for stage, overrides in found.items() if overrides}
 

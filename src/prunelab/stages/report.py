@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import shutil
+from dataclasses import asdict, dataclass
 
 from .. import checkpoints, family, paths, provenance
-from ..atomic import load_json, write_text
+from ..atomic import atomic_path, load_json, write_json, write_text
 from ..config import Experiment
 from ..data.catalog import DATASETS
 from ..errors import UserError
 from ..family import FAMILIES, ReportInputs
 from ..log import print_plain
 from ..metrics import layer_stats
+from ..replicates import replicates
 from ..report import baseline, references, terminal
 from ..report import experiment as tables
+from ..report import replicates as over_seeds
 from ..report.made_by import made_by_section
 from ..report.markdown import plural
 from ..report.summary import change_note, summary_table
 from .sweep import report_sweep
 from .test import freshness, load_inputs, stage_inputs
+
+
+def seeds_text(exp: Experiment) -> str:
+    return f"seeds {', '.join(map(str, exp.seeds))}" if exp.seeds else f"seed {exp.seed}"
 
 
 def header(exp: Experiment, measured: dict) -> list[str]:
@@ -29,7 +36,7 @@ def header(exp: Experiment, measured: dict) -> list[str]:
              f"{measured['device']}, {plural(measured['torch_threads'], 'torch thread')}")
     return [
         f"# {exp.name}: {exp.model.arch} on {references.dataset_label(exp.data.dataset)}",
-        f"Config `{exp.path}` (seed {exp.seed}), measured with {where}. MACs are fvcore counts for one image; "
+        f"Config `{exp.path}` ({seeds_text(exp)}), measured with {where}. MACs are fvcore counts for one image; "
         "effective MACs scale each conv/linear layer by its weight density; compression of all conv/linear "
         "weights = those weights / the nonzero ones; CPU times are the median forward time of one batch.",
     ]
@@ -47,10 +54,20 @@ def _measured(exp: Experiment) -> tuple[dict, dict]:
     return measured, loaded
 
 
-def report(exp: Experiment, force: bool = False) -> None:
-    """Markdown tables and figures of what pruning did -> report.md; a short summary on the terminal."""
-    if exp.sweep is not None:
-        return report_sweep(exp)
+@dataclass(frozen=True)
+class Built:
+    """One experiment's report: its header, the sections after it, and the terminal lines."""
+
+    header: list[str]
+    body: list[str]
+    lines: list[str]
+    compared: baseline.Compared  # the measured models (figures over seeds are taken from here)
+    log: list[dict]  # the pruner's rounds
+    measured: dict  # metrics.json
+
+
+def build(exp: Experiment) -> Built:
+    """The report of one (unreplicated) experiment from its checked artifacts; writes its plot."""
     measured, loaded = _measured(exp)
     shape = DATASETS[exp.data.dataset].image_shape
     models = {key: checkpoints.build_model(exp, loaded[key], path) for key, (path, _) in stage_inputs(exp).items()}
@@ -63,7 +80,7 @@ def report(exp: Experiment, force: bool = False) -> None:
     han = references.per_layer(published)
     log = loaded["pruned"]["log"] if "pruned" in loaded else []
 
-    sections = header(exp, measured) + [
+    sections = [
         "## Summary",
         summary_table(compared, published),
         " ".join(filter(None, [change_note(compared, published),
@@ -89,8 +106,53 @@ def report(exp: Experiment, force: bool = False) -> None:
         tables.density_plot(dense_layers, pruned_layers, exp.model.arch, exp.data.dataset, plot, han)
         sections.append(f"![per-layer density]({plot.name})")
     sections += made_by_section(measured.get("made_by", {}), provenance.invocation(exp).overrides)
-    text = "\n\n".join(section for section in sections if section) + "\n"
-    write_text(paths.report(exp), text)
     title = terminal.experiment_title(exp.name, exp.model.arch, exp.data.dataset)
     lines = terminal.experiment_lines(title, compared, log, measured["torch_threads"])
-    print_plain(lines + terminal.pointer(paths.report(exp)))
+    return Built(header(exp, measured), sections, lines, compared, log, measured)
+
+
+def write(path, parts: list[str]) -> None:
+    write_text(path, "\n\n".join(part for part in parts if part) + "\n")
+
+
+def report(exp: Experiment, force: bool = False) -> None:
+    """Markdown tables and figures of what pruning did -> report.md; a short summary on the terminal."""
+    if exp.sweep is not None:
+        return report_sweep(exp)
+    if exp.seeds:
+        return report_replicates(exp)
+    built = build(exp)
+    write(paths.report(exp), built.header + built.body)
+    print_plain(built.lines + terminal.pointer(paths.report(exp)))
+
+
+def report_replicates(exp: Experiment) -> None:
+    """The figures of every seed, their mean ± std beside the published ones, then the first seed's
+    whole report -> report.md, replicates.json (the figures and each seed's metrics.json)."""
+    runs = replicates(exp)
+    built = {run.seed: build(run) for run in runs}
+    for run in runs:  # each seed's own report, beside its artifacts
+        write(paths.report(run), built[run.seed].header + built[run.seed].body)
+    first = runs[0]
+    figures = over_seeds.figures({seed: (b.compared, b.log) for seed, b in built.items()})
+    published = references.applicable(exp)
+    write_json(paths.replicates_summary(exp), {
+        "name": exp.name, "seeds": exp.seeds, "figures": figures,
+        "metrics": {str(seed): b.measured for seed, b in built.items()},
+    })
+    if exp.report.plots and paths.density_plot(first).is_file():
+        with atomic_path(paths.density_plot(exp)) as tmp:
+            shutil.copyfile(paths.density_plot(first), tmp)
+    parts = header(exp, built[first.seed].measured) + [
+        f"## Over {plural(len(runs), 'seed')}",
+        over_seeds.summary_table(figures, published),
+        over_seeds.note(published, exp.data.dataset),
+        "## Each seed",
+        over_seeds.seeds_table(figures),
+        f"## Seed {first.seed} in detail",
+        f"Everything below is seed {first.seed}'s run (`{paths.run_dir(first)}`); "
+        f"each seed's own report is `{paths.replicates_dir(exp)}/seed-<k>/report.md`.",
+    ] + built[first.seed].body
+    write(paths.report(exp), parts)
+    title = terminal.experiment_title(exp.name, exp.model.arch, exp.data.dataset)
+    print_plain(terminal.fit(over_seeds.terminal_lines(title, figures)) + terminal.pointer(paths.report(exp)))

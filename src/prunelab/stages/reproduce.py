@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..config import Experiment
 from ..log import console
+from ..replicates import replicates
 from .get_dataset import get_dataset
 from .prune import prune
 from .report import report
@@ -12,11 +13,14 @@ from .train import train
 
 
 def reproduce(exp: Experiment, force: bool = False) -> None:
-    """Every stage in order (get-dataset, train, prune, test, report), each skipping finished work."""
-    steps = [("get-dataset", get_dataset), ("train", train)]
-    if exp.prune is not None:
-        steps.append(("prune", prune))
-    steps += [("test", test), ("report", report)]
-    for label, step in steps:
-        console.rule(label)
-        step(exp, force=force)
+    """Every stage in order (get-dataset, train, prune, test, report), each skipping finished work;
+    with `seeds`, train, prune and test run for one seed after the other, then one report."""
+    console.rule("get-dataset")
+    get_dataset(exp, force=force)
+    for run in replicates(exp) or [exp]:
+        steps = [("train", train)] + ([("prune", prune)] if run.prune is not None else []) + [("test", test)]
+        for label, step in steps:
+            console.rule(label if not exp.seeds else f"{label}, seed {run.seed}")
+            step(run, force=force)
+    console.rule("report")
+    report(exp, force=force)

@@ -14,6 +14,7 @@ from ..data.loader import load_splits, make_loaders
 from ..device import resolve, seed_everything
 from ..evaluate import evaluate, latency
 from ..log import console
+from ..replicates import over_seeds
 from .train import load_pretrained
 
 
@@ -80,6 +81,7 @@ def is_current(exp: Experiment, path, wanted: dict) -> bool:
     return all(measured.get(key) == value for key, value in wanted.items())
 
 
+@over_seeds
 def test(exp: Experiment, force: bool = False) -> None:
     """Accuracy, loss, counts and CPU (and CUDA) time of each model -> metrics.json."""
     loaded = load_inputs(exp)

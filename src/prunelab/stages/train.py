@@ -13,6 +13,7 @@ from ..errors import UserError
 from ..family import FAMILIES
 from ..log import console
 from ..train import fit
+from ..replicates import over_seeds
 
 
 def load_pretrained(exp: Experiment) -> tuple[Path, dict] | None:
@@ -30,6 +31,7 @@ def load_pretrained(exp: Experiment) -> tuple[Path, dict] | None:
         raise UserError(f"{exp.path}: train.pretrained: {error}") from None
 
 
+@over_seeds
 def train(exp: Experiment, force: bool = False) -> None:
     """Train the dense model (resumable) -> dense.pt, train_log.csv."""
     config_hash = exp.stage_hash("train")
