@@ -57,6 +57,9 @@ def compare(exp: Experiment, measured: dict) -> Compared:
         rows = [(key, measured[key]) for key in ("dense", "pruned") if key in measured]
         return Compared(rows, measured.get("dense"), "")
     source = pretrained.get("path") or "the pretrained model"
+    if exp.train.epochs == 0:  # dense.pt is the pretrained model as it was: one dense row
+        rows = [("dense", pretrained)] + [("pruned", measured["pruned"])] * ("pruned" in measured)
+        return Compared(rows, pretrained, f"Dense is `{source}` (train.pretrained, used as it is: train.epochs = 0).")
     own = trained_label(exp, source)
     rows = [("dense", pretrained)]
     if "dense" in measured:
