@@ -13,7 +13,7 @@ from prunelab.families.deephoyer.frontier import DECAY_KEY, KIND_KEY
 from prunelab.families.filters.report import counts_table
 from prunelab.report import references
 from prunelab.report.baseline import compare
-from prunelab.report.experiment import density_figure, flops_table, parameters_table
+from prunelab.report.experiment import density_figure, flops_table, parameters_table, size_table
 from prunelab.report.summary import summary_table
 
 from test_report_summary import entry
@@ -53,8 +53,10 @@ def _layers(names: list[str]) -> tuple[list[dict], list[dict]]:
 def test_han_rows_and_columns_say_mnist_and_the_data_set_difference():
     exp = experiment("lenet300_100", MAGNITUDE)
     published = references.applicable(exp)
-    han = references.per_layer(published)
-    assert han.label == "Han et al. 2015, MNIST"
+    by_layer = references.per_layer(published)
+    assert [ref.label for ref in by_layer] == ["Han et al. 2015, MNIST",
+                                               "neural-pruning reproduction (VioletsOleander), MNIST"]
+    han = by_layer[0]
     compared = compare(exp, {"dense": entry(90.37), "pruned": entry(90.24, nonzero=22_183)})
     summary = summary_table(compared, published)
     assert "| Han et al. 2015, MNIST: pruned" in summary
@@ -63,8 +65,14 @@ def test_han_rows_and_columns_say_mnist_and_the_data_set_difference():
     assert "on MNIST, not on this run's Fashion-MNIST" in note and "VioletsOleander/neural-pruning" in note
     assert "this run's data set" in references.dataset_note(published, "mnist")
     dense, pruned = _layers(["fc1", "fc2", "fc3"])
-    assert "Han et al. 2015, MNIST: kept (%)" in parameters_table(dense, pruned, han).splitlines()[0]
-    assert "(MNIST)" in flops_table(dense, pruned, han)
+    header = parameters_table(dense, pruned, by_layer).splitlines()[0]
+    assert "Han et al. 2015, MNIST: kept (%)" in header and "(VioletsOleander), MNIST: kept (%)" in header
+    total = parameters_table(dense, pruned, by_layer).splitlines()[-1]
+    assert total.replace(" ", "").endswith("|8|12.2|")  # Han's 8% and the reproduction's 12.2% of all weights
+    flops = flops_table(dense, pruned, by_layer)
+    assert "Han et al. 2015 kept 8% of the FLOPs" in flops and "(VioletsOleander) kept 12.1% of the FLOPs" in flops
+    # The reproduction's size table: 1066.44 KB -> 129.84 KB = 8.21x.
+    assert "1066.44 KB -> 129.84 KB (8.21x;" in size_table(dense, pruned, by_layer)
     legend = density_figure(dense, pruned, "lenet300_100", "fashion-mnist", han).axes[0].get_legend()
     assert [t.get_text() for t in legend.get_texts()] == ["this run, Fashion-MNIST", "Han et al. 2015, MNIST"]
 

@@ -36,27 +36,27 @@ def rounds_description(cfg: PruneConfig, target: str) -> str:
     )
 
 
-def parameters_table(dense: list[dict], pruned: list[dict], han: Optional[Reference] = None) -> str:
-    """Per layer: params, nonzero params, weights kept; Han et al.'s per-layer density beside it
-    when `han` (a reference for this architecture and way of pruning) is given."""
+def parameters_table(dense: list[dict], pruned: list[dict], published: list[Reference] = ()) -> str:
+    """Per layer: params, nonzero params, weights kept; each published per-layer density beside it
+    (references for this architecture and way of pruning, references.per_layer)."""
     rows = []
     for before, after in zip(dense, pruned):
         rows.append([
             before["name"], before["kind"], "x".join(map(str, before["weight_shape"])),
             count(before["params"]), count(after["nonzero"]),
             percent(after["weight_nonzero"], before["weight_params"]),  # of the dense layer: filters may be removed
-        ] + ([f"{han.kept[before['name']]:g}" if before["name"] in han.kept else "-"] if han else []))
+        ] + [f"{ref.kept[before['name']]:g}" if before["name"] in ref.kept else "-" for ref in published])
     total_w = sum(layer["weight_params"] for layer in dense)
     total_nz = sum(layer["weight_nonzero"] for layer in pruned)
     rows.append([
         "**total**", "", "", count(sum(layer["params"] for layer in dense)),
         count(sum(layer["nonzero"] for layer in pruned)), percent(total_nz, total_w),
-    ] + ([f"{han.total_kept:g}" if han.total_kept is not None else "-"] if han else []))
+    ] + [f"{ref.total_kept:g}" if ref.total_kept is not None else "-" for ref in published])
     headers = ["layer", "type", "weight shape", "params", "nonzero params", "weights kept (%)"]
-    return table(rows, headers + ([f"{han.label}: kept (%)"] if han else []))
+    return table(rows, headers + [f"{ref.label}: kept (%)" for ref in published])
 
 
-def size_table(dense: list[dict], pruned: list[dict]) -> str:
+def size_table(dense: list[dict], pruned: list[dict], published: list[Reference] = ()) -> str:
     """Bytes per layer: dense fp32, and the pruned layer in the cheaper of dense fp32 and CSR storage
     (CSR only pays off below ~50% density; a physically pruned layer is simply a smaller dense one)."""
     rows = []
@@ -69,11 +69,14 @@ def size_table(dense: list[dict], pruned: list[dict]) -> str:
         dense_total += before["dense_bytes"]
         pruned_total += stored
     rows.append(["**total**", count(dense_total), "", count(pruned_total), "", f"{dense_total / pruned_total:.2f}x"])
-    return table(rows, ["layer", "dense fp32 (bytes)", "pruned as CSR (bytes)", "pruned, stored (bytes)",
-                         "storage", "size ratio"])
+    text = table(rows, ["layer", "dense fp32 (bytes)", "pruned as CSR (bytes)", "pruned, stored (bytes)",
+                        "storage", "size ratio"])
+    notes = [f"{ref.label}: {ref.size_kb[0]:g} KB -> {ref.size_kb[1]:g} KB ({ref.size_kb[0] / ref.size_kb[1]:.2f}x; "
+             "fp32 values of the kept parameters, no indices)." for ref in published if ref.size_kb]
+    return "\n\n".join([text, *notes])
 
 
-def flops_table(dense: list[dict], pruned: list[dict], han: Optional[Reference] = None) -> str:
+def flops_table(dense: list[dict], pruned: list[dict], published: list[Reference] = ()) -> str:
     rows = []
     for before, after in zip(dense, pruned):
         rows.append([before["name"], count(before["flops"]), count(after["effective_flops"]),
@@ -82,9 +85,9 @@ def flops_table(dense: list[dict], pruned: list[dict], han: Optional[Reference] 
     effective = sum(layer["effective_flops"] for layer in pruned)
     rows.append(["**total (conv + linear)**", count(total), count(effective), percent(effective, total)])
     text = table(rows, ["layer", "dense MACs", "effective MACs (pruned)", "kept (%)"])
-    if han is None or han.flops_kept is None:
-        return text
-    return text + f"\n\n{han.work} kept {han.flops_kept:g}% of the FLOPs of this model ({dataset_label(han.dataset)})."
+    notes = [f"{ref.work} kept {ref.flops_kept:g}% of the FLOPs of this model ({dataset_label(ref.dataset)})."
+             for ref in published if ref.flops_kept is not None]
+    return "\n\n".join([text, *notes])
 
 
 def rounds_counts(log: list[dict]) -> str:

@@ -31,6 +31,7 @@ class Reference:
     kept: dict[str, float] = field(default_factory=dict)  # % of each layer's weights kept
     total_kept: Optional[float] = None  # % of all weights kept
     flops_kept: Optional[float] = None  # % of the FLOPs kept
+    size_kb: Optional[tuple[float, float]] = None  # stored size dense -> pruned, KB as published
     source: str = ""  # what the work is, for the note under the table
 
     @property
@@ -56,9 +57,16 @@ HAN_2015 = {
 NEURAL_PRUNING = "neural-pruning reproduction (VioletsOleander)"
 NEURAL_PRUNING_SOURCE = ("the neural-pruning reproduction (github.com/VioletsOleander/neural-pruning, Han et al.'s "
                          "iterative magnitude pruning re-run with a per-layer quantile rule)")
+# Its README's four tables per net (README.md at fbd2843a2df2, 2025-10-26): kept % = 100 - its
+# "Reduction %" of each layer's weight; total and FLOPs as its TOTAL rows (biases, ReLU and pooling
+# counted too); size = fp32 bytes of every parameter it keeps.
 NEURAL_PRUNING_SEED = {
-    "lenet5": Reference(NEURAL_PRUNING, "mnist", 97.00, 96.40, 7.50, source=NEURAL_PRUNING_SOURCE),
-    "lenet300_100": Reference(NEURAL_PRUNING, "mnist", 95.62, 94.76, 8.21, source=NEURAL_PRUNING_SOURCE),
+    "lenet5": Reference(NEURAL_PRUNING, "mnist", 97.00, 96.40, 7.50, "61.71K", "8.23K",
+                        kept={"conv1": 51.3, "conv2": 27.5, "fc1": 12.5, "fc2": 6.4, "fc3": 72.9}, total_kept=13.3,
+                        flops_kept=33.1, size_kb=(246.82, 32.92), source=NEURAL_PRUNING_SOURCE),
+    "lenet300_100": Reference(NEURAL_PRUNING, "mnist", 95.62, 94.76, 8.21, "266.61K", "32.46K",
+                              kept={"fc1": 12.5, "fc2": 6.4, "fc3": 72.9}, total_kept=12.2, flops_kept=12.1,
+                              size_kb=(1066.44, 129.84), source=NEURAL_PRUNING_SOURCE),
 }
 
 # Both prune single weights by magnitude, from a trained model, in rounds with retraining.
@@ -78,9 +86,9 @@ def applicable(exp: Experiment) -> list[Reference]:
     return [published[exp.model.arch] for published in ITERATIVE_MAGNITUDE if exp.model.arch in published]
 
 
-def per_layer(references: list[Reference]) -> Optional[Reference]:
-    """The first reference with per-layer densities (Han et al.'s), or None."""
-    return next((ref for ref in references if ref.kept), None)
+def per_layer(references: list[Reference]) -> list[Reference]:
+    """The references with per-layer densities, in table order."""
+    return [ref for ref in references if ref.kept]
 
 
 def dataset_note(references: list[Reference], dataset: str) -> str:

@@ -77,7 +77,7 @@ def build(exp: Experiment) -> Built:
     pruned_layers = [asdict(layer) for layer in layer_stats(pruned_model, shape)]
     compared = baseline.compare(exp, measured)
     published = references.applicable(exp)
-    han = references.per_layer(published)
+    by_layer = references.per_layer(published)
     log = loaded["pruned"]["log"] if "pruned" in loaded else []
 
     sections = [
@@ -92,18 +92,19 @@ def build(exp: Experiment) -> Built:
             sections.append(tables.compression_note(exp.prune, log, measured["pruned"]["compression"]))
     sections += [
         "## Parameters per layer",
-        tables.parameters_table(dense_layers, pruned_layers, han),
+        tables.parameters_table(dense_layers, pruned_layers, by_layer),
         "## Size per layer",
-        tables.size_table(dense_layers, pruned_layers),
+        tables.size_table(dense_layers, pruned_layers, by_layer),
         "## FLOPs per layer",
-        tables.flops_table(dense_layers, pruned_layers, han),
+        tables.flops_table(dense_layers, pruned_layers, by_layer),
     ]
     made_from = ReportInputs(exp, dense_model, pruned_model, loaded.get("pruned"), measured)
     for pruning in FAMILIES.values():  # each family decides whether its sections apply
         sections += pruning.report_sections(made_from)
     if exp.report.plots:
         plot = paths.density_plot(exp)
-        tables.density_plot(dense_layers, pruned_layers, exp.model.arch, exp.data.dataset, plot, han)
+        tables.density_plot(dense_layers, pruned_layers, exp.model.arch, exp.data.dataset, plot,
+                            by_layer[0] if by_layer else None)
         sections.append(f"![per-layer density]({plot.name})")
     sections += made_by_section(measured.get("made_by", {}), provenance.invocation(exp).overrides)
     title = terminal.experiment_title(exp.name, exp.model.arch, exp.data.dataset)
