@@ -38,9 +38,9 @@ ACCURACY_TOLERANCE = 0.2
 # (arch, dataset) -> the experiment (configs/<name>.toml) running Han et al.'s magnitude pipeline.
 MAGNITUDE_REFERENCE = {
     ("lenet300_100", "fashion-mnist"): "lenet300_100_fashion",
-    ("lenet300_100", "mnist"): "lenet300_100",
+    ("lenet300_100", "mnist"): "lenet300_100/seeds/seed-{seed}",  # a replicated config: the same seed's run
     ("lenet5_caffe", "fashion-mnist"): "lenet5_caffe_fashion",
-    ("lenet5_caffe", "mnist"): "lenet5_caffe",
+    ("lenet5_caffe", "mnist"): "lenet5_caffe/seeds/seed-{seed}",
 }
 FRONTIER_PNG = "frontier.png"
 PRETTY = {"l1": "L1", "hoyer": "Hoyer", "hoyer_square": "Hoyer-Square", "transformed_l1": "transformed L1",
@@ -92,6 +92,7 @@ def magnitude_reference(exp: Experiment) -> tuple[Point | None, float | None, Pa
     name = MAGNITUDE_REFERENCE.get((exp.model.arch, exp.data.dataset))
     if name is None:
         return None, None, None
+    name = name.format(seed=exp.seed)
     path = Path(exp.results_root) / name / "metrics.json"
     if not path.is_file():
         return None, None, path
