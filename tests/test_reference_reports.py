@@ -18,6 +18,7 @@ import pytest
 
 from prunelab import config, paths
 from prunelab.cli import run
+from prunelab.replicates import replicates
 from prunelab.stages.test import stage_inputs
 from prunelab.sweep import all_cells
 
@@ -31,8 +32,8 @@ def _missing_checkpoints(exp: config.Experiment) -> list[Path]:
     """The checkpoints `report` reads (relative to the repository root) that are not there."""
     if exp.sweep is not None:
         needed = [paths.pruned(cell) for _, cell, _ in all_cells(exp)] if exp.sweep.kind == "at_init" else []
-    else:
-        needed = [path for path, _ in stage_inputs(exp).values()]
+    else:  # a replicated config reads every seed's
+        needed = [path for run in replicates(exp) or [exp] for path, _ in stage_inputs(run).values()]
     return [path for path in needed if not (RUNS.parent / path).is_file()]
 
 
