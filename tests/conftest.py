@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
+import hashlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from prunelab import config
+from prunelab.data import DATASETS
+from prunelab.data.idx import read_bytes
 
 REAL_FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -39,6 +43,22 @@ def synthetic_source(tmp_path_factory) -> Path:
         write_idx(directory / f"{stem}-images-idx3-ubyte", images)
         write_idx(directory / f"{stem}-labels-idx1-ubyte.gz", labels, compress=True)
     return directory
+
+
+@pytest.fixture(scope="session")
+def synthetic_raw_sha256(synthetic_source) -> dict[str, str]:
+    """File stem -> sha256 of the synthetic files' decompressed bytes (as in the catalog)."""
+    return {path.name.removesuffix(".gz"): hashlib.sha256(read_bytes(path)).hexdigest()
+            for path in synthetic_source.iterdir()}
+
+
+@pytest.fixture(autouse=True)
+def synthetic_mnist_digests(request, monkeypatch):
+    """Tests that use the synthetic files as MNIST put their digests in the catalog (get-dataset
+    refuses any other bytes); every other test sees the real digests."""
+    if "synthetic_source" in request.fixturenames:
+        digests = request.getfixturevalue("synthetic_raw_sha256")
+        monkeypatch.setitem(DATASETS, "mnist", dataclasses.replace(DATASETS["mnist"], raw_sha256=digests))
 
 
 def tiny_raw(tmp_path: Path, source: Path, **sections) -> dict:
