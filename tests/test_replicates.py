@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import statistics
+from pathlib import Path
 
 import pytest
 import torch
@@ -111,3 +112,31 @@ def test_reproduce_runs_every_seed_and_reports_mean_and_std(tmp_path, synthetic_
     assert run("publish", [str(path)]) == 0
     published = {p.name for p in (tmp_path / "repo" / "results" / exp.name).iterdir()}
     assert {"report.md", "replicates.json", "layer_density.png"} <= published
+
+
+REAL_MNIST = Path(__file__).resolve().parents[1] / "dataset" / "mnist"
+
+
+@pytest.mark.skipif(not (REAL_MNIST / "manifest.json").is_file(),
+                    reason="needs real MNIST in dataset/mnist: python tasks/get_dataset.py configs/lenet5.toml")
+def test_real_mnist_slice_over_two_seeds(tmp_path):
+    """Real MNIST (copied from the repository's verified dataset/mnist), two seeds, a small slice."""
+    raw = {
+        "name": "mnist_slice", "seeds": [0, 1], "device": "cpu", "results_root": str(tmp_path / "runs"),
+        "data": {"dataset": "mnist", "source": str(REAL_MNIST), "root": str(tmp_path / "dataset"),
+                 "train_subset": 3000, "test_subset": 2000},
+        "model": {"arch": "lenet300_100"},
+        "train": {"epochs": 2, "lr": 0.05},
+        "prune": {"compression": 4, "scope": "global", "iterations": 2, "prune_classifier": True,
+                  "finetune": {"epochs": 1, "lr": 0.01}},
+        "test": {"latency_batch_sizes": [64], "latency_repeats": 2},
+    }
+    path = tmp_path / "mnist_slice.toml"
+    path.write_text(to_toml(raw))
+    assert run("reproduce", [str(path)]) == 0
+    summary = json.loads(paths.replicates_summary(config.load(path)).read_text())
+    assert set(summary["metrics"]) == {"0", "1"}
+    for seed in ("0", "1"):
+        assert summary["metrics"][seed]["dense"]["accuracy"] > 75  # 3,000 real digits, 2 epochs: about 84%
+        assert summary["figures"]["compression_pruner"]["values"][seed] == pytest.approx(4, rel=1e-4)
+    assert summary["figures"]["dense_top1"]["values"]["0"] != summary["figures"]["dense_top1"]["values"]["1"]
