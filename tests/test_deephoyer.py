@@ -264,6 +264,15 @@ def test_frontier_report_says_no_and_names_a_missing_reference(tmp_path):
     assert "Hoyer-Square vs L1: **no**" in report and "L1 (decay 0.0001): 89.00% at 5.000% nonzero" in report
     assert "lenet300_100_fashion/metrics.json` is missing" in report
     assert "Hoyer-Square vs Han magnitude pruning: not tested" in report
+    assert "## Discussion" not in report
+
+
+def test_frontier_report_ends_with_the_configs_discussion(tmp_path):
+    exp = _sweep_exp(tmp_path)
+    exp.sweep.discussion = "\nThe scale-invariant cells collapsed.\n"
+    frontier.write_report(exp, _summary([("l1", 1e-4, 89.0, 50)]), {})
+    report = paths.report(exp).read_text()
+    assert "## Discussion\n\nThe scale-invariant cells collapsed.\n\n## How this was made" in report
 
 
 # ---------------------------------------------------------------- end to end

@@ -291,6 +291,8 @@ def write_report(exp: Experiment, summary: dict, cells: dict) -> None:
         plot = paths.run_dir(exp) / FRONTIER_PNG
         frontier_plot(points, reference, dense_accuracy, plot)
         sections.append(f"![accuracy vs nonzero weights]({FRONTIER_PNG})")
+    if exp.sweep.discussion:
+        sections += ["## Discussion", exp.sweep.discussion.strip()]
     sections += made_by_section(summary.get("made_by", {}), provenance.invocation(exp).overrides)
     text = "\n\n".join(sections) + "\n"
     write_text(paths.report(exp), text)
