@@ -66,6 +66,14 @@ def test_retrained_without_a_regularizer_is_labelled_with_its_source():
     assert labels == ["dense", f"retrained from {PRETRAINED}", "pruned"]
 
 
+def test_a_pretrained_model_used_as_it_is_is_the_one_dense_row():
+    compared = compare(experiment(pretrained=PRETRAINED, epochs=0), regularized_metrics())
+    assert [label for label, _ in compared.rows] == ["dense", "pruned"]
+    assert compared.baseline["accuracy"] == 90.37 and compared.trained is None
+    assert round(compared.change(compared.entry("pruned")), 2) == -0.96
+    assert "used as it is: train.epochs = 0" in compared.note
+
+
 def test_without_a_pretrained_entry_dense_pt_is_dense():
     measured = regularized_metrics()
     del measured["pretrained"]
