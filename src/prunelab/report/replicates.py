@@ -8,7 +8,7 @@ from typing import Optional
 
 from .baseline import Compared
 from .experiment import ALL_WEIGHTS, rounds_counts
-from .markdown import plural, points, table
+from .markdown import plural, table
 from .references import Reference, dataset_note
 
 # key -> (column header, format of one value); the order of the tables' columns.
@@ -96,7 +96,7 @@ def seeds_table(found: dict[str, dict]) -> str:
     seeds = list(next(iter(found.values()))["values"]) if found else []
     rows = [[seed, *(_value(key, fig["values"][seed]) for key, fig in found.items())] for seed in seeds]
     rows.append(["mean", *(_value(key, fig["mean"]) for key, fig in found.items())])
-    rows.append(["std", *(points(fig["std"]).lstrip("+") if fig["std"] is not None else "-" for fig in found.values())])
+    rows.append(["std", *(f"{fig['std']:.2f}" if fig["std"] is not None else "-" for fig in found.values())])
     return table(rows, ["seed", *(_header(key, fig) for key, fig in found.items())])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from dataclasses import asdict, dataclass
 
 from .. import checkpoints, family, paths, provenance
@@ -112,7 +113,7 @@ def build(exp: Experiment) -> Built:
     return Built(header(exp, measured), sections, lines, compared, log, measured)
 
 
-def write(path, parts: list[str]) -> None:
+def write(path: Path, parts: list[str]) -> None:
     write_text(path, "\n\n".join(part for part in parts if part) + "\n")
 
 
