@@ -2,7 +2,10 @@
 
 FLOPs are fvcore's counts, which are multiply-accumulates (one per MAC) for
 conv and linear layers. Effective FLOPs of a conv/linear layer = its dense
-FLOPs x the density of its weight. Sizes are bytes: dense = 4 per fp32
+FLOPs x the fraction of its weights that do work: nonzero and, when the layer
+has an input mask (pruning/activations.py), acting on a kept input channel (a
+weight on a masked channel multiplies a zero); without input masks that is the
+density of its weight. Sizes are bytes: dense = 4 per fp32
 parameter; sparse = CSR storage of each weight viewed as (out, rest): 4-byte
 value + 4-byte column index per nonzero, plus (out + 1) 4-byte row pointers;
 biases and other parameters stay dense.
@@ -16,6 +19,7 @@ import torch
 import torch.nn as nn
 from fvcore.nn import FlopCountAnalysis
 
+from .pruning.activations import live_weights
 from .pruning.masks import PRUNABLE_TYPES
 
 FP32_BYTES = 4
@@ -34,7 +38,7 @@ class LayerStats:
     dense_bytes: int
     sparse_bytes: int
     flops: int  # fvcore MACs for one image
-    effective_flops: float
+    effective_flops: float  # MACs of the weights doing work (module docstring)
 
     @property
     def weight_density(self) -> float:
@@ -73,7 +77,7 @@ def layer_stats(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerSta
         bias_params = bias.numel() if bias is not None else 0
         bias_nonzero = int((bias != 0).sum()) if bias is not None else 0
         flops = int(by_module.get(name, 0))
-        density = weight_nonzero / weight.numel()
+        density = int(live_weights(module).sum()) / weight.numel()  # = weight_nonzero / size without input masks
         rows.append(
             LayerStats(
                 name=name,
