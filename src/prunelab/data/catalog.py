@@ -33,6 +33,16 @@ class DatasetSpec:
     archive_dir: str = ""
     batches: dict[str, tuple[str, ...]] = field(default_factory=dict)
     label_key: str = "labels"
+    # Derived sets (colored.py): the catalog name of the set whose files they are made from in
+    # memory; get-dataset and the manifest work on that set's files, under its name.
+    derived_from: str | None = None
+    # Derived sets with data.color_background: the per-channel statistics of that variant.
+    background_mean: tuple[float, ...] = ()
+    background_std: tuple[float, ...] = ()
+
+    def normalization(self, background: bool = False) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(mean, std) per channel on [0, 1] pixels for the loaders; `background`: data.color_background."""
+        return (self.background_mean, self.background_std) if background else (self.mean, self.std)
 
     @property
     def stems(self) -> list[str]:
@@ -133,3 +143,25 @@ DATASETS: dict[str, DatasetSpec] = {
         label_key="fine_labels",  # the 100 classes; "coarse_labels" are the 20 superclasses
     ),
 }
+
+
+def _colored(base: DatasetSpec, mean: tuple[float, ...], std: tuple[float, ...],
+             background_mean: tuple[float, ...], background_std: tuple[float, ...]) -> DatasetSpec:
+    """A 3-channel colouring of an IDX set (colored.py): no files of its own, the base set's splits
+    and classes. The statistics are the colored training split's, per channel, on [0, 1] pixels
+    (population std over all 60000 x 28 x 28 pixels), computed from the real files with
+    tests/test_colored_mnist.py::channel_stats; that test checks them to 1e-4 when the files are here."""
+    return DatasetSpec(name=f"colored-{base.name}", files={}, sizes=base.sizes,
+                       image_shape=(3, *base.image_shape[1:]), num_classes=base.num_classes,
+                       mean=mean, std=std, derived_from=base.name,
+                       background_mean=background_mean, background_std=background_std)
+
+
+DATASETS["colored-mnist"] = _colored(
+    DATASETS["mnist"], mean=(0.0816, 0.0817, 0.0818), std=(0.2058, 0.2059, 0.2061),
+    background_mean=(0.4802, 0.4798, 0.4780), background_std=(0.2985, 0.2981, 0.2976),
+)
+DATASETS["colored-fashion-mnist"] = _colored(
+    DATASETS["fashion-mnist"], mean=(0.1787, 0.1790, 0.1792), std=(0.2416, 0.2420, 0.2420),
+    background_mean=(0.5060, 0.5057, 0.5044), background_std=(0.2660, 0.2659, 0.2656),
+)

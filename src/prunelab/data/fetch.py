@@ -14,7 +14,7 @@ from ..atomic import atomic_path
 from ..config.sections import Experiment
 from ..errors import UserError
 from ..log import console
-from . import idx, manifest, npm
+from . import colored, idx, manifest, npm
 from .catalog import DATASETS, DatasetSpec
 from .cifar import get_cifar
 from .download import MirrorsFailed, download_into, sha256
@@ -110,7 +110,9 @@ def _origin_dir(exp: Experiment, spec: DatasetSpec) -> Path | None:
 
 
 def get_dataset(exp: Experiment, force: bool = False) -> Path:
-    """Make dataset/<name>/ hold the verified files and a manifest; idempotent."""
+    """Make dataset/<name>/ hold the verified files and a manifest; idempotent. A derived set
+    (colored-mnist) gets its base set's files, under the base set's name (dataset/mnist/)."""
+    exp = colored.base_experiment(exp)
     spec = DATASETS[exp.data.dataset]
     if spec.archive is not None:  # CIFAR: a tarball of pickled batches
         return get_cifar(exp, spec, force=force)

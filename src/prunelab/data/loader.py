@@ -13,7 +13,7 @@ import torch
 from .. import paths, provenance
 from ..config.sections import Experiment
 from ..errors import UserError
-from . import manifest
+from . import colored, manifest
 from .catalog import DATASETS
 from .cifar import read_splits
 from .fetch import validate_split
@@ -29,8 +29,18 @@ class Splits:
 
 
 def load_splits(exp: Experiment) -> Splits:
-    """Read the verified IDX files (or CIFAR batches) of exp.data.dataset into memory (subset if configured)."""
+    """Read the verified IDX files (or CIFAR batches) of exp.data.dataset into memory (subset if
+    configured); a derived set is its base set's splits, coloured (colored.py)."""
     spec = DATASETS[exp.data.dataset]
+    if spec.derived_from is not None:
+        base = load_splits(colored.base_experiment(exp))
+        background = exp.data.color_background
+        return Splits(
+            train_images=colored.color_split(base.train_images, "train", spec.sizes["train"], background),
+            train_labels=base.train_labels,
+            test_images=colored.color_split(base.test_images, "test", spec.sizes["test"], background),
+            test_labels=base.test_labels,
+        )
     directory = paths.dataset_dir(exp)
     if not paths.dataset_manifest(exp).is_file():
         raise UserError(
@@ -156,12 +166,10 @@ class TensorLoader:
 
 def make_loaders(exp: Experiment, splits: Splits, device: torch.device) -> tuple[TensorLoader, TensorLoader]:
     """The training loader (shuffled, augmented) and the test loader of an experiment."""
-    spec = DATASETS[exp.data.dataset]
+    mean, std = DATASETS[exp.data.dataset].normalization(exp.data.color_background)
     train = TensorLoader(
-        splits.train_images, splits.train_labels, exp.data.batch_size, spec.mean, spec.std,
+        splits.train_images, splits.train_labels, exp.data.batch_size, mean, std,
         shuffle=True, seed=exp.seed, augment=exp.data.augment, crop_padding=exp.data.crop_padding, device=device,
     )
-    test = TensorLoader(
-        splits.test_images, splits.test_labels, exp.data.test_batch_size, spec.mean, spec.std, device=device
-    )
+    test = TensorLoader(splits.test_images, splits.test_labels, exp.data.test_batch_size, mean, std, device=device)
     return train, test
