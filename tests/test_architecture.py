@@ -167,7 +167,7 @@ def test_every_list_of_names_comes_from_its_registry():
     composed = schema.current()
     assert _literal(composed.prune, "method") == {m for f in families for m in f.schema.methods}
     assert _literal(composed.prune, "granularity") == {"element"} | {g for f in families for g in f.schema.granularities}
-    assert _literal(composed.prune, "family") == {f.name for f in families}
+    assert _literal(composed.prune, "family") == {f.name for f in families if f.schema.prunes}
     assert _literal(composed.sweep, "kind") == {f.schema.sweep_kind for f in families if f.schema.sweep_kind}
     assert _literal(RegularizerConfig, "kind") == set(REGULARIZERS.names())
     assert _literal(FilterConfig, "criterion") == set(CRITERIA.names())
@@ -178,5 +178,8 @@ def test_every_list_of_names_comes_from_its_registry():
 
 def test_each_family_lives_in_its_own_package():
     for family in FAMILIES.values():
-        assert family.pruner.__module__.startswith(f"prunelab.families.{family.name}."), family.name
+        parts = ([family.pruner] if family.pruner is not None else []) + list(family.stages.values())
+        assert parts, family.name  # a family prunes, or adds a stage (compression: compress)
+        for part in parts:
+            assert part.__module__.startswith(f"prunelab.families.{family.name}."), family.name
         assert family.schema.claims.__module__ == f"prunelab.families.{family.name}.settings", family.name

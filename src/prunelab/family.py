@@ -9,6 +9,8 @@ family; it asks this registry:
   select(prune)  the family a [prune] table selects: `prune.family` if given, else the
                  one family whose `claims` accepts the table (config/plugins.py)
   of(exp)        the same for an experiment (None without [prune])
+  stage(name)    the function of a stage a family adds (e.g. "compress" after prune)
+  extra_models(exp)  the models test measures besides dense and pruned (e.g. a decoded file)
   FAMILIES       every registered family, in registration order (the report's order)
 
 A family registers itself with `register(Family(...))` in its package's __init__.py;
@@ -18,7 +20,7 @@ selection rule) is a config.plugins.FamilySchema, registered with it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Protocol
 
@@ -94,12 +96,27 @@ def _no_sections(inputs: ReportInputs) -> list[str]:
     return []
 
 
+@dataclass
+class ExtraModel:
+    """A model the test stage measures beside dense and pruned (e.g. one decoded from a compressed
+    file): the artifact's `digest`, `path` and `made_by` (as a checkpoint has them) and how to build it."""
+
+    artifact: dict
+    build: Callable[[], nn.Module]
+
+
+def _no_extra_models(exp: Experiment) -> dict[str, ExtraModel]:
+    return {}
+
+
 @dataclass(frozen=True)
 class Family:
     schema: FamilySchema  # its config keys and names, and the rule that selects it
     title: str  # one line: the papers it reproduces
-    pruner: Callable[[PruneContext], Pruner]  # the prune stage's rounds
-    describe: Callable[[Experiment], str]  # the report's paragraph on how it pruned
+    # The prune stage's rounds; None for a family that prunes nothing itself but works on any
+    # family's pruned model in a stage of its own (`stages`), selected by its own table (schema.section).
+    pruner: Optional[Callable[[PruneContext], Pruner]]
+    describe: Callable[[Experiment], str]  # the report's paragraph on what it did
     # Hooks for dense training (the train stage asks every family; e.g. a sparsity penalty).
     train_hooks: Callable[[Experiment, nn.Module], list] = _no_hooks
     # Markdown sections for report.md (every family is asked; each decides whether it applies).
@@ -111,6 +128,10 @@ class Family:
     # {cell id: cell experiment}).
     sweep_report: Optional[Callable[[Experiment, dict, dict], None]] = None
     benchmark: Optional[Callable[[], BenchSection]] = None
+    # Stages it adds, by task name (e.g. "compress"): f(exp, force); stages/ runs them through stage().
+    stages: dict[str, Callable[[Experiment, bool], None]] = field(default_factory=dict)
+    # Models the test stage measures besides dense and pruned, by metrics.json key (applies() decides).
+    extra_models: Callable[[Experiment], dict[str, ExtraModel]] = _no_extra_models
 
     @property
     def name(self) -> str:
@@ -136,6 +157,17 @@ def unregister(name: str) -> None:
 def select(prune: PruneConfig) -> Family:
     """The family a (validated) [prune] table selects."""
     return FAMILIES.get(plugins.select(prune).name)
+
+
+def stage(name: str) -> Callable[[Experiment, bool], None]:
+    """The stage function a family adds under `name` (exactly one family adds each)."""
+    (runner,) = [f.stages[name] for f in FAMILIES.values() if name in f.stages]
+    return runner
+
+
+def extra_models(exp: Experiment) -> dict[str, ExtraModel]:
+    """Every family's extra models for this experiment (test measures them)."""
+    return {key: model for f in FAMILIES.values() for key, model in f.extra_models(exp).items()}
 
 
 def of(exp: Experiment) -> Optional[Family]:

@@ -78,6 +78,21 @@ def prune_train_log(exp: Experiment) -> Path:
     return run_dir(exp) / "prune_train_log.csv"
 
 
+def compressed(exp: Experiment) -> Path:
+    """The compressed model file the compress stage writes and test decodes (docs/compressed-format.md)."""
+    return run_dir(exp) / "compressed.bin"
+
+
+def compress_log(exp: Experiment) -> Path:
+    """What compress measured: bytes by part and layer, accuracy before and after fine-tuning."""
+    return run_dir(exp) / "compress.json"
+
+
+def compress_state(exp: Experiment) -> Path:
+    """Per-epoch fine-tuning state of the compress stage (shared weights), to resume."""
+    return run_dir(exp) / "compress_state.pt"
+
+
 def metrics(exp: Experiment) -> Path:
     return run_dir(exp) / "metrics.json"
 

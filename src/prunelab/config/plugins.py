@@ -26,6 +26,11 @@ class FamilySchema:
     methods: tuple[str, ...] = ()  # prune.method values it takes
     granularities: tuple[str, ...] = ()  # prune.granularity values it adds to "element"
     sweep_kind: Optional[str] = None  # the [sweep] kind whose report it writes
+    # A top-level table it adds, (key, Section), e.g. ("compress", ...): optional in every config.
+    section: Optional[tuple[str, type[Section]]] = None
+    # False for a family that works after any family's pruning instead (selected by its `section`):
+    # it is no prune.family value and claims no [prune] table.
+    prunes: bool = True
 
 
 FAMILY_SCHEMAS: Registry[FamilySchema] = Registry("pruning family")
@@ -43,5 +48,5 @@ def select(prune: PruneConfig) -> FamilySchema:
     if claimed:
         names = ", ".join(schema.name for schema in claimed)
         raise ValueError(f"{table} is claimed by several families ({names}); set prune.family")
-    offers = "; ".join(f"{schema.name}: {schema.selected_by}" for schema in FAMILY_SCHEMAS.values())
+    offers = "; ".join(f"{schema.name}: {schema.selected_by}" for schema in FAMILY_SCHEMAS.values() if schema.prunes)
     raise ValueError(f"no pruning family takes {table} ({offers})")

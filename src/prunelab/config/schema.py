@@ -1,7 +1,8 @@
 """The schema configs validate against: the spine's sections joined with every family's keys.
 
 A family (its plugins.FamilySchema) adds fields to [prune] and [train] (Section mixins
-in its settings module) and values to three lists of names: prune.method,
+in its settings module), optionally a top-level table of its own (e.g. [compress]), and
+values to three lists of names: prune.method,
 prune.granularity ("element" is the spine's) and sweep.kind. `current()` composes the
 classes from the registered families and keeps them until the registry changes (a
 family registered at run time, as the tests do, gets a new schema).
@@ -67,14 +68,15 @@ def _compose(families: list[FamilySchema]) -> Schema:
         "PruneConfig",
         __base__=(PruneConfig, *[f.prune_fields for f in families if f.prune_fields]),
         __validators__={"_family": model_validator(mode="after")(_check_prune)},
-        family=(Optional[_names(f.name for f in families)], None),
+        family=(Optional[_names(f.name for f in families if f.prunes)], None),
         method=(_names(m for f in families for m in f.methods), PruneConfig.model_fields["method"].default),
         granularity=(_names(["element"] + [g for f in families for g in f.granularities]), "element"),
     )
     kinds = [f.sweep_kind for f in families if f.sweep_kind]
     sweep = create_model("SweepConfig", __base__=SweepConfig, kind=(_names(kinds) if kinds else str, ...))
+    sections = {key: (Optional[table], None) for key, table in (f.section for f in families if f.section)}
     experiment = create_model(
         "Experiment", __base__=Experiment,
-        train=(train, train()), prune=(Optional[prune], None), sweep=(Optional[sweep], None),
+        train=(train, train()), prune=(Optional[prune], None), sweep=(Optional[sweep], None), **sections,
     )
     return Schema(experiment=experiment, train=train, prune=prune, sweep=sweep)

@@ -20,6 +20,10 @@ from ..registry import Registry
 TRAINED_LABELS: Registry[Callable[[Experiment], Optional[str]]] = Registry("trained-model label")
 
 
+# Models measured after "pruned" by a stage a family adds (compress: the model decoded from its file).
+LATER_MODELS = ("compressed",)
+
+
 @dataclass(frozen=True)
 class Compared:
     """The measured models of one report, in table order, and the one changes are against."""
@@ -38,7 +42,7 @@ class Compared:
     @property
     def trained(self) -> Optional[tuple[str, dict]]:
         """(label, entry) of this experiment's dense.pt when it is not the baseline, else None."""
-        return next(((label, m) for label, m in self.rows if label not in ("dense", "pruned")), None)
+        return next(((label, m) for label, m in self.rows if label not in ("dense", "pruned", *LATER_MODELS)), None)
 
 
 def trained_label(exp: Experiment, source: str) -> str:
@@ -51,7 +55,14 @@ def trained_label(exp: Experiment, source: str) -> str:
 
 def compare(exp: Experiment, measured: dict) -> Compared:
     """The rows of the summary from metrics.json: dense and pruned as measured, or, with a
-    "pretrained" entry, that model as dense and this experiment's dense.pt under its own label."""
+    "pretrained" entry, that model as dense and this experiment's dense.pt under its own label;
+    then the later models (LATER_MODELS) measured."""
+    compared = _compare(exp, measured)
+    later = [(key, measured[key]) for key in LATER_MODELS if key in measured]
+    return Compared(compared.rows + later, compared.baseline, compared.note)
+
+
+def _compare(exp: Experiment, measured: dict) -> Compared:
     pretrained = measured.get("pretrained")
     if pretrained is None:
         rows = [(key, measured[key]) for key in ("dense", "pruned") if key in measured]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from .markdown import table
 
 # Rows in pipeline order (metrics.json stores its keys sorted).
-STAGE_ORDER = ("train", "prune", "test", "sweep")
+STAGE_ORDER = ("train", "prune", "compress", "test", "sweep")
 
 
 def _cell(record: dict, key: str) -> str:

@@ -20,6 +20,10 @@ FIGURES = {
     "compression_all": (f"compression of {ALL_WEIGHTS}", "{:.2f}x"),
     "compression_pruner": ("compression of {label}", "{:.2f}x"),  # what the pruner counts
     "speedup": ("theoretical speedup", "{:.2f}x"),
+    # The model decoded from compressed.bin (the compress stage), where there is one.
+    "compressed_top1": ("compressed top-1 (%)", "{:.2f}"),
+    "compressed_change": ("compressed change vs dense (points)", "{:+.2f}"),
+    "storage": ("storage compression (file)", "{:.1f}x"),
 }
 
 
@@ -39,6 +43,12 @@ def seed_figures(compared: Compared, log: list[dict]) -> dict[str, tuple[str, fl
         if log:
             found["compression_pruner"] = (rounds_counts(log), log[-1]["compression"])
         found["speedup"] = ("", pruned["theoretical_speedup"])
+    compressed = compared.entry("compressed")
+    if compressed is not None:
+        found["compressed_top1"] = ("compressed", compressed["accuracy"])
+        if compared.baseline is not None:
+            found["compressed_change"] = ("", compared.change(compressed))
+        found["storage"] = ("", compressed["storage_compression"])
     return found
 
 
@@ -117,6 +127,9 @@ def terminal_lines(title: str, found: dict[str, dict]) -> list[str]:
         lines.append(f"  top-1: {dense}pruned {mean_std('pruned_top1', found['pruned_top1'])}%{change}")
         lines.append(f"  compression: {mean_std('compression_all', found['compression_all'])} of {ALL_WEIGHTS}")
         lines.append(f"  theoretical speedup: {mean_std('speedup', found['speedup'])}")
+        if "storage" in found:
+            lines.append(f"  compressed file: {mean_std('storage', found['storage'])} smaller than dense fp32, "
+                         f"top-1 {mean_std('compressed_top1', found['compressed_top1'])}%")
     elif "dense_top1" in found:
         lines.append(f"  top-1: dense {mean_std('dense_top1', found['dense_top1'])}% (not pruned)")
     return lines

@@ -78,6 +78,12 @@ def experiment_lines(title: str, compared: Compared, log: list[dict], threads: i
                  f"(MACs {count(macs)} -> {count(pruned['effective_flops'])})")
     if dense is not None:
         lines.append(_cpu_ratio(pruned, dense, threads))
+    compressed = compared.entry("compressed")
+    if compressed is not None:
+        change = f" ({compared.change(compressed):+.2f} points vs dense)" if dense is not None else ""
+        lines.append(f"{INDENT}compressed file: {count(compressed['file_bytes'])} bytes, "
+                     f"{compressed['storage_compression']:.1f}x smaller than dense fp32")
+        lines.append(f"{INDENT}decoded from it: top-1 {compressed['accuracy']:.2f}%{change}")
     return fit(lines)
 
 

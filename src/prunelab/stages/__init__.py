@@ -1,5 +1,6 @@
 """The pipeline's stages, one function each, called by the thin files in tasks/."""
 
+from .compress import compress
 from .get_dataset import get_dataset
 from .prune import prune
 from .publish import publish
@@ -13,6 +14,7 @@ STAGES = {
     "get_dataset": get_dataset,
     "train": train,
     "prune": prune,
+    "compress": compress,
     "test": test,
     "report": report,
     "reproduce": reproduce,
@@ -20,4 +22,4 @@ STAGES = {
     "publish": publish,
 }
 
-__all__ = ["STAGES", "get_dataset", "train", "prune", "test", "report", "reproduce", "sweep", "publish"]
+__all__ = ["STAGES", "get_dataset", "train", "prune", "compress", "test", "report", "reproduce", "sweep", "publish"]

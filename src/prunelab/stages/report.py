@@ -49,7 +49,9 @@ def _measured(exp: Experiment) -> tuple[dict, dict]:
     metrics_path = paths.metrics(exp)
     measured = checkpoints.read_input(exp, metrics_path, load_json)
     loaded = load_inputs(exp)
-    if any(measured.get(key) != value for key, value in freshness(exp, loaded).items()):
+    extra = family.extra_models(exp)
+    loaded.update({key: model.artifact for key, model in extra.items()})
+    if any(measured.get(key) != value for key, value in freshness(exp, loaded, extra).items()):
         raise UserError(f"{metrics_path}: made from other checkpoints or [test] settings; "
                         f"{provenance.run_hint(exp, 'test')}")
     return measured, loaded

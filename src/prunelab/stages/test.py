@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import checkpoints, paths, provenance
+from .. import checkpoints, family, paths, provenance
 from .. import metrics as counts
 from ..atomic import load_json, write_json
 from ..errors import UserError
@@ -51,12 +51,13 @@ def measure_latency(model: torch.nn.Module, images: torch.Tensor, exp: Experimen
     return results
 
 
-def freshness(exp: Experiment, loaded: dict[str, dict]) -> dict:
-    """What metrics.json must have been made from to be current: the checkpoints' config hashes
-    and digests, and every [test] setting."""
+def freshness(exp: Experiment, loaded: dict[str, dict], extra: dict[str, family.ExtraModel]) -> dict:
+    """What metrics.json must have been made from to be current: the checkpoints' (and the families'
+    extra models') config hashes and digests, and every [test] setting."""
     inputs = stage_inputs(exp)
     return {
-        "config_hashes": {key: config_hash for key, (_, config_hash) in inputs.items()},
+        "config_hashes": {key: config_hash for key, (_, config_hash) in inputs.items()}
+        | {key: model.artifact["config_hash"] for key, model in extra.items()},
         "inputs": {key: checkpoint["digest"] for key, checkpoint in loaded.items()},
         "test": exp.test.model_dump(mode="json"),
     }
@@ -73,6 +74,13 @@ def load_inputs(exp: Experiment) -> dict[str, dict]:
     return loaded
 
 
+def _build(exp: Experiment, key: str, checkpoint: dict, extra: dict[str, family.ExtraModel]) -> torch.nn.Module:
+    """The model to measure: a family's extra model (e.g. decoded from its file) or a checkpoint's."""
+    if key in extra:
+        return extra[key].build()
+    return checkpoints.build_model(exp, checkpoint, checkpoint.get("path") or stage_inputs(exp)[key][0])
+
+
 def is_current(exp: Experiment, path, wanted: dict) -> bool:
     try:
         measured = load_json(path)
@@ -85,7 +93,9 @@ def is_current(exp: Experiment, path, wanted: dict) -> bool:
 def test(exp: Experiment, force: bool = False) -> None:
     """Accuracy, loss, counts and CPU (and CUDA) time of each model -> metrics.json."""
     loaded = load_inputs(exp)
-    wanted = freshness(exp, loaded)
+    extra = family.extra_models(exp)  # e.g. the model decoded from compressed.bin
+    loaded.update({key: model.artifact for key, model in extra.items()})
+    wanted = freshness(exp, loaded, extra)
     out = paths.metrics(exp)
     if not force and out.is_file() and is_current(exp, out, wanted):
         console.print(f"[green]{out}[/] is up to date; skipping test (--force to redo)")
@@ -99,21 +109,23 @@ def test(exp: Experiment, force: bool = False) -> None:
     results = {
         **wanted, "device": str(device), "torch_threads": torch.get_num_threads(),
         "made_by": {
-            **{stage: loaded[key].get("made_by") for stage, key in (("train", "dense"), ("prune", "pruned"))
-               if key in loaded},
+            **{stage: loaded[key].get("made_by") for stage, key in (("train", "dense"), ("prune", "pruned"),
+                                                                     ("compress", "compressed")) if key in loaded},
             "test": provenance.made_by(exp, device),
         },
     }
     for key, checkpoint in loaded.items():
         path = checkpoint.get("path") or stage_inputs(exp)[key][0]
-        model = checkpoints.build_model(exp, checkpoint, path).to(device)
+        model = _build(exp, key, checkpoint, extra).to(device)
         scores = evaluate(model, test_loader)
         summary = counts.summarize(model, shape)
         summary.pop("layers")
         timing = measure_latency(model, timing_images, exp)
-        results[key] = {**scores, "latency": timing, **summary, **({"path": str(path)} if key == "pretrained" else {})}
-    if "dense" in results and "pruned" in results:  # a pruned model may be physically smaller than the dense one
-        results["pruned"].update(counts.against_dense(results["dense"], results["pruned"]))
+        results[key] = {**scores, "latency": timing, **summary, **({"path": str(path)} if key == "pretrained" else {}),
+                        **checkpoint.get("measured", {})}
+    for key in ("pruned", *extra):  # a pruned model may be physically smaller than the dense one
+        if "dense" in results and key in results:
+            results[key].update(counts.against_dense(results["dense"], results[key]))
     for key in loaded:
         entry = results[key]
         cpu = ", ".join(f"{t['ms_per_batch']:.2f} ms at batch {b}" for b, t in entry["latency"]["cpu"].items())

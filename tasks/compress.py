@@ -1,0 +1,6 @@
+"""compress: see prunelab.stages. Usage: python tasks/compress.py CONFIG [--set key=value ...] [--force]"""
+
+from prunelab.cli import main
+
+if __name__ == "__main__":
+    main("compress")
