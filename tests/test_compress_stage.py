@@ -118,3 +118,35 @@ def test_compress_config_errors_name_the_key(tiny_config, capsys):
     assert run("compress", [str(path)]) == 2
     err = capsys.readouterr().err
     assert "compress" in err and "frac_bits" in err
+
+
+def test_mase_passes_on_resnet18_colored_slice(tiny_config):
+    """MASE's pipeline end to end on ResNet18 and colored MNIST (a 64-image slice): 20% of the weights
+    and 10% of the input channels pruned, 8-bit fixed point with 4 fractional bits, fine-tuned, written,
+    decoded. BatchNorm statistics and the input masks travel through the file as raw tensors."""
+    path = tiny_config(
+        data={"dataset": "colored-mnist", "train_subset": 64, "test_subset": 64, "batch_size": 32,
+              "test_batch_size": 64},
+        model={"arch": "resnet18"},
+        train={"epochs": 1, "lr": 0.01},
+        prune={"family": "mase", "method": "l1-norm", "sparsity": 0.2, "prune_classifier": True,
+               "activation_sparsity": 0.1, "calibration_batches": 1, "iterations": 1, "finetune": {"epochs": 0}},
+        compress={"quantizer": "fixed", "total_bits": 8, "frac_bits": 4, "conv_index_bits": 2, "fc_index_bits": 2,
+                  "finetune": {"epochs": 1, "lr": 0.001}},
+        test={"latency_batch_sizes": [8], "latency_repeats": 1, "latency_warmup": 0},
+    )
+    assert run("reproduce", [str(path)]) == 0
+    exp = config.load(path)
+    pruned = load_torch(paths.pruned(exp))
+    decoded = checkpoints.build_model(exp, pruned, paths.pruned(exp))
+    decoded.load_state_dict(decode(paths.compressed(exp), exp.stage_hash("compress"), expected_tensors(decoded)))
+    state = decoded.state_dict()
+    masks = {name: tensor for name, tensor in state.items() if name.endswith("input_mask")}
+    assert masks and all(torch.equal(mask, pruned["model"][name]) for name, mask in masks.items())
+    for name, mask in pruned["masks"].items():
+        assert (state[name][~mask] == 0).all()
+        scaled = state[name] * 16
+        assert torch.equal(scaled, scaled.round())
+    metrics = json.loads(paths.metrics(exp).read_text())
+    assert metrics["compressed"]["effective_flops"] < 0.9 * metrics["dense"]["flops"]
+    assert metrics["compressed"]["storage_compression"] > 4  # 8-bit codes, 80% kept, 2-bit indices

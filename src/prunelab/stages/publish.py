@@ -19,7 +19,7 @@ from ..log import console
 from .report import report
 
 # What a published report consists of: the report, its figures and the small logs it is made from.
-PUBLISHED_PATTERNS = ("report.md", "*.png", "metrics.json", "*.csv", "sweep.json", "replicates.json")
+PUBLISHED_PATTERNS = ("report.md", "*.png", "metrics.json", "*.csv", "sweep.json", "replicates.json", "compress.json")
 
 
 def overridden_stages(exp: Experiment) -> dict[str, list[str]]:
