@@ -99,7 +99,8 @@ def _no_sections(inputs: ReportInputs) -> list[str]:
 @dataclass
 class ExtraModel:
     """A model the test stage measures beside dense and pruned (e.g. one decoded from a compressed
-    file): the artifact's `digest`, `path` and `made_by` (as a checkpoint has them) and how to build it."""
+    file): the artifact's `digest`, `config_hash`, `path` and `made_by` (as a checkpoint has them; `measured`:
+    figures test adds to its metrics.json entry) and how to build the model."""
 
     artifact: dict
     build: Callable[[], nn.Module]
@@ -130,7 +131,7 @@ class Family:
     benchmark: Optional[Callable[[], BenchSection]] = None
     # Stages it adds, by task name (e.g. "compress"): f(exp, force); stages/ runs them through stage().
     stages: dict[str, Callable[[Experiment, bool], None]] = field(default_factory=dict)
-    # Models the test stage measures besides dense and pruned, by metrics.json key (applies() decides).
+    # Models the test stage measures besides dense and pruned, by metrics.json key ({} where none applies).
     extra_models: Callable[[Experiment], dict[str, ExtraModel]] = _no_extra_models
 
     @property
