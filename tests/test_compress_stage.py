@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from prunelab import checkpoints, config, paths
+from prunelab import train as train_module
 from prunelab.atomic import load_json, load_torch
 from prunelab.cli import run
 from prunelab.families.compression.container import decode
@@ -150,3 +151,32 @@ def test_mase_passes_on_resnet18_colored_slice(tiny_config):
     metrics = json.loads(paths.metrics(exp).read_text())
     assert metrics["compressed"]["effective_flops"] < 0.9 * metrics["dense"]["flops"]
     assert metrics["compressed"]["storage_compression"] > 4  # 8-bit codes, 80% kept, 2-bit indices
+
+
+def test_interrupted_compress_resumes_to_the_same_file(tiny_config, monkeypatch):
+    path = tiny_config(compress={**COMPRESS, "finetune": {"epochs": 2, "lr": 0.001}})
+    exp = config.load(path)
+    get_dataset(exp)
+    train(exp)
+    prune(exp)
+    compress(exp)
+    reference = paths.compressed(exp).read_bytes()
+    paths.compressed(exp).unlink()
+    paths.compress_log(exp).unlink()
+    real_evaluate = train_module.evaluate
+    calls = {"n": 0}
+
+    def evaluate_then_die(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second fine-tuning epoch has trained but is not checkpointed
+            raise KeyboardInterrupt
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "evaluate", evaluate_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        compress(exp)
+    assert not paths.compressed(exp).exists() and paths.compress_state(exp).is_file()
+    monkeypatch.setattr(train_module, "evaluate", real_evaluate)
+    compress(exp)
+    assert paths.compressed(exp).read_bytes() == reference
+    assert not paths.compress_state(exp).exists()
