@@ -10,7 +10,7 @@ from ...family import Family, register
 from .bench import benchmark
 from .report import describe, sections
 from .settings import SCHEMA
-from .stage import compress, decoded_model
+from .stage import compress, extra_models
 
 FAMILY = register(Family(
     schema=SCHEMA,
@@ -20,5 +20,5 @@ FAMILY = register(Family(
     report_sections=sections,
     benchmark=benchmark,
     stages={"compress": compress},
-    extra_models=lambda exp: {"compressed": model} if (model := decoded_model(exp)) is not None else {},
+    extra_models=extra_models,
 ))

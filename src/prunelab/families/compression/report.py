@@ -21,13 +21,18 @@ def _per_layer(values: dict[str, int], unit: str) -> str:
     return ", ".join(f"{_short(name)} {plural(value, unit)}" for name, value in values.items())
 
 
-def describe(exp: Experiment, recorded: dict) -> str:
-    """What compress did, with the per-layer widths it recorded."""
+def describe(exp: Experiment, recorded: dict | None = None) -> str:
+    """What compress does; with compress.json (`recorded`), the per-layer widths it used."""
     cfg = exp.compress
-    widths = {s["name"]: s["index_bits"] for s in recorded["sizes"]["sections"] if s["kind"] == "sparse"}
+    if recorded is None:
+        bits = f"conv {plural(cfg.conv_bits, 'bit')}, fully connected {plural(cfg.fc_bits, 'bit')}"
+        widths = f"conv {plural(cfg.conv_index_bits, 'bit')}, fully connected {plural(cfg.fc_index_bits, 'bit')}"
+    else:
+        bits = _per_layer({name: q["bits"] for name, q in recorded["quantizer"].items()}, "bit")
+        widths = _per_layer({s["name"]: s["index_bits"] for s in recorded["sizes"]["sections"]
+                             if s["kind"] == "sparse"}, "bit")
     if cfg.quantizer == "kmeans":
-        bits = {name: q["bits"] for name, q in recorded["quantizer"].items()}
-        how = f"k-means weight sharing per layer ({_per_layer(bits, 'bit')}, {cfg.init} initialization)"
+        how = f"k-means weight sharing per layer ({bits}, {cfg.init} initialization)"
         learns = "the centroids learn (each one's gradient the sum over its weights) and the biases"
     else:
         how = f"uniform fixed point ({cfg.total_bits} bits, {cfg.frac_bits} after the binary point)"
@@ -36,10 +41,9 @@ def describe(exp: Experiment, recorded: dict) -> str:
     return (f"Every conv/linear weight of the pruned model, classifier included, is quantized by {how}; then "
             f"{plural(tune.epochs, 'epoch')} of fine-tuning ({tune.optimizer}, lr {tune.lr:g}, {tune.schedule}) in "
             f"which {learns}, pruned weights held at zero. The encoder stores each kept weight's codebook index "
-            f"and its distance from the previous one (relative indices of {_per_layer(widths, 'bit')}, a filler "
-            "zero where a gap overflows), both "
-            "Huffman-coded, and every other tensor raw, in `compressed.bin` (docs/compressed-format.md); test "
-            "decodes the file and measures that model.")
+            f"and its distance from the previous one (relative indices of {widths}, a filler zero where a gap "
+            "overflows), both Huffman-coded, and every other tensor raw, in `compressed.bin` "
+            "(docs/compressed-format.md); test decodes the file and measures that model.")
 
 
 def _layer_rows(recorded: dict) -> tuple[list[dict], list[dict]]:

@@ -139,3 +139,9 @@ def decoded_model(exp: Experiment) -> ExtraModel | None:
         return model
 
     return ExtraModel(artifact, build)
+
+
+def extra_models(exp: Experiment) -> dict[str, ExtraModel]:
+    """{"compressed": the decoded model} for a config with [compress]; {} otherwise."""
+    model = decoded_model(exp)
+    return {} if model is None else {"compressed": model}
