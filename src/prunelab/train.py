@@ -3,6 +3,9 @@
 A hook (TrainHook) may act once the optimizer exists (KeepMasks: re-apply masks after
 every step), transform the loss (Distill: from a teacher), or add a penalty that is
 logged in its own column (a family's sparsity regularizer). The spine's hooks live here.
+
+Under torchrun (distributed.py) the model trains in DistributedDataParallel, each rank on its
+share of every global batch; hooks always see the model itself, never the wrapper.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import distributed
 from .atomic import load_torch, save_torch
 from .config import FinetuneConfig, OptimConfig
 from .evaluate import evaluate
@@ -68,6 +72,9 @@ class KeepMasks(TrainHook):
         self.masks = masks
 
     def attach(self, model, optimizer):
+        # The pruner computed the masks from identical weights and data on every rank; rank 0's are
+        # sent anyway, so no rank can keep a weight the others zero (a no-op in one process).
+        distributed.broadcast_(self.masks.masks.values())
         self.masks.apply()
         self.masks.attach(optimizer)
 
@@ -88,17 +95,23 @@ class Distill(TrainHook):
 
 def training_loss(
     model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: OptimConfig, generator: torch.Generator,
+    batch: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(loss, logits, images as fed): cross-entropy, with mixup when configured."""
+    """(loss, logits, images as fed): cross-entropy, with mixup when configured. `batch`: the global
+    batch's size when this process holds only its share of it (DDP), None in a single process."""
     mixed_labels, lam = None, 1.0
     if cfg.mixup_alpha > 0:
-        # Drawn from the seeded per-epoch generator, so a resumed run mixes identically.
+        # Drawn from the seeded per-epoch generator, so a resumed run mixes identically; partners
+        # come from the whole global batch (gathered from every rank under DDP), as in one process.
         draw_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
         lam = float(np.random.default_rng(draw_seed).beta(cfg.mixup_alpha, cfg.mixup_alpha))
-        perm = torch.randperm(images.shape[0], generator=generator).to(images.device)
-        images = lam * images + (1 - lam) * images[perm]
-        mixed_labels = labels[perm]
+        pool_images, pool_labels, rows = distributed.whole_batch(images, labels, batch)
+        perm = torch.randperm(pool_labels.shape[0], generator=generator)[rows].to(images.device)
+        images = lam * images + (1 - lam) * pool_images[perm]
+        mixed_labels = pool_labels[perm]
     logits = model(images)
+    if labels.numel() == 0:  # a rank's share of a short last batch can be empty; it still joins the step
+        return logits.sum() * 0.0, logits, images
     loss = F.cross_entropy(logits, labels)
     if mixed_labels is not None:
         loss = lam * loss + (1 - lam) * F.cross_entropy(logits, mixed_labels)
@@ -119,14 +132,15 @@ def fit(
 
     If `state_path` holds a state with the same config hash, training resumes
     after its last finished epoch. Returns the per-epoch log rows (a hook with a
-    `column` adds one: the mean of its penalty per image).
+    `column` adds one: the mean of its penalty per image). Under torchrun every rank
+    resumes from the same state, logs the same rows, and only rank 0 writes the state.
     """
     optimizer = build_optimizer(model, cfg)
     for hook in hooks:
         hook.attach(model, optimizer)
     log: list[dict] = []
     start_epoch = 0
-    if state_path.is_file():
+    if state_path.is_file():  # the same file on every rank: rank 0 wrote it before a barrier
         state = load_torch(state_path)
         if state.get("config_hash") == config_hash:
             model.load_state_dict(state["model"])
@@ -134,27 +148,36 @@ def fit(
             log = list(state["log"])
             start_epoch = int(state["epoch"])
             console.print(f"resuming {description} from {state_path} after epoch {start_epoch}")
-    steps_per_epoch = len(train_loader)
+    world = distributed.world_size()
+    # In one process: the model and the loader themselves. Under torchrun: the model in DDP and
+    # this rank's share of every global batch.
+    net = distributed.wrap(model)
+    loader = train_loader.shard(distributed.rank(), world) if world > 1 else train_loader
+    steps_per_epoch = len(loader)
     with progress_bar() as progress:
         task = progress.add_task(
             description, total=cfg.epochs * steps_per_epoch, completed=start_epoch * steps_per_epoch, status=""
         )
         for epoch in range(start_epoch, cfg.epochs):
             model.train()
-            train_loader.set_epoch(epoch)
-            mix_generator = torch.Generator().manual_seed(train_loader.seed * 7 + epoch)
+            loader.set_epoch(epoch)
+            mix_generator = torch.Generator().manual_seed(loader.seed * 7 + epoch)
             began = time.perf_counter()
             loss_sum = torch.zeros((), device=next(model.parameters()).device)
             penalty_sums = {hook.column: torch.zeros_like(loss_sum) for hook in hooks if hook.column}
             correct = torch.zeros_like(loss_sum)
-            seen = 0
-            for step, (images, labels) in enumerate(train_loader):
+            for step, (images, labels) in enumerate(loader):
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(cfg, epoch + step / steps_per_epoch)
-                loss, logits, fed = training_loss(model, images, labels, cfg, mix_generator)
-                for hook in hooks:
+                batch = loader.batch_count(step) if world > 1 else None
+                loss, logits, fed = training_loss(net, images, labels, cfg, mix_generator, batch)
+                for hook in hooks if labels.numel() else ():  # an empty share's loss stays 0
                     loss = hook.transform(loss, fed, logits)
                 objective = loss
+                if batch is not None:
+                    # DDP averages the ranks' gradients: weighting each rank's mean loss by its share of
+                    # the global batch (exactly 1 when the batch splits evenly) makes that the batch mean.
+                    objective = loss * (labels.numel() * world / batch)
                 for hook in hooks:
                     penalty = hook.penalty(model)
                     if penalty is not None:
@@ -167,9 +190,13 @@ def fit(
                 # Accumulate on-device: no host sync per step.
                 loss_sum += loss.detach() * labels.numel()
                 correct += (logits.detach().argmax(1) == labels).sum()
-                seen += labels.numel()
                 progress.advance(task)
             train_seconds = time.perf_counter() - began
+            distributed.all_sum_(loss_sum, correct, *penalty_sums.values())  # every rank logs the same row
+            # DDP sends rank 0's buffers (BatchNorm statistics) before each forward, so after the last
+            # step each rank holds its own: take rank 0's, to evaluate and save the same model everywhere.
+            distributed.broadcast_(model.buffers())
+            seen = loader.num_samples  # every image once per epoch, over all ranks
             test = evaluate(model, test_loader)
             row = {
                 "epoch": epoch + 1,
@@ -183,16 +210,10 @@ def fit(
             for column, total in penalty_sums.items():
                 row[column] = total.item() / seen
             log.append(row)
-            save_torch(
-                state_path,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "epoch": epoch + 1,
-                    "log": log,
-                    "config_hash": config_hash,
-                },
-            )
+            with distributed.rank_zero_writes() as writing:
+                if writing:
+                    save_torch(state_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                            "epoch": epoch + 1, "log": log, "config_hash": config_hash})
             progress.update(
                 task,
                 status=f"epoch {epoch + 1}/{cfg.epochs} loss {row['train_loss']:.3f} test {row['test_accuracy']:.2f}%",

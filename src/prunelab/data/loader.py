@@ -6,12 +6,14 @@ so the loader costs a small fraction of the model's own compute.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
 
 from .. import paths, provenance
 from ..config.sections import Experiment
+from ..distributed import share
 from ..errors import UserError
 from . import colored, manifest
 from .catalog import DATASETS
@@ -94,7 +96,8 @@ class TensorLoader:
     """Batches of (normalized float images, labels) from in-memory uint8 tensors.
 
     Shuffling uses a generator seeded by (seed, epoch), so epoch k has the same
-    order whether or not the run was interrupted and resumed before it.
+    order whether or not the run was interrupted and resumed before it. A loader
+    `shard`ed for one of several processes yields only that rank's share of each batch.
     """
 
     def __init__(
@@ -126,6 +129,7 @@ class TensorLoader:
         self._scale = 1.0 / (255.0 * std_t)
         self._shift = -mean_t / std_t
         self.epoch = 0
+        self.rank, self.world = 0, 1  # this process's share of every batch (shard)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -136,6 +140,19 @@ class TensorLoader:
     @property
     def num_samples(self) -> int:
         return len(self.labels)
+
+    def batch_count(self, step: int) -> int:
+        """Images in global batch `step` of an epoch, every rank's share together."""
+        return min(self.batch_size, self.num_samples - step * self.batch_size)
+
+    def shard(self, rank: int, world: int) -> "TensorLoader":
+        """This loader as process `rank` of `world` (DDP) sees it: the same seeded order and
+        augmentation draws every epoch, each global batch cut to this rank's rows
+        (distributed.share), so the shares of all ranks together are the single-process batch.
+        The data tensors are shared, not copied."""
+        view = copy.copy(self)
+        view.rank, view.world = rank, world
+        return view
 
     def subset(self, count: int) -> "TensorLoader":
         """A loader over `count` images drawn at random (seeded by this loader's seed) without
@@ -161,6 +178,11 @@ class TensorLoader:
                 images = random_crop(images, self.crop_padding, generator)
             if "flip" in self.augment:
                 images = random_flip(images, generator)
+            if self.world > 1:
+                # Cut after augmenting: crop and flip were drawn for the whole global batch, exactly as
+                # one process draws them (uint8 work on batch_size images per rank, cheap beside the model).
+                start, stop = share(len(labels), self.rank, self.world)
+                images, labels = images[start:stop], labels[start:stop]
             yield images.float().mul_(self._scale).add_(self._shift), labels
 
 

@@ -13,7 +13,7 @@ import copy
 
 import torch.nn as nn
 
-from .. import checkpoints, family, paths, provenance
+from .. import checkpoints, distributed, family, paths, provenance
 from ..atomic import write_csv
 from ..config import Experiment
 from ..data.loader import load_splits, make_loaders
@@ -61,7 +61,7 @@ def prune(exp: Experiment, force: bool = False) -> None:
     if not force and checkpoints.is_current(out, config_hash, inputs):
         console.print(f"[green]{out}[/] is up to date; skipping prune (--force to redo)")
         return
-    device = resolve(exp)
+    device = distributed.setup(exp, resolve(exp))  # under torchrun: join the other ranks (distributed.py)
     seed_everything(exp.seed)
     model = checkpoints.build_for(exp)
     if dense is not None:
@@ -87,7 +87,9 @@ def prune(exp: Experiment, force: bool = False) -> None:
         console.print(f"resuming prune after {pruner.unit} {done}/{pruner.rounds}")
     for k in range(done + 1, pruner.rounds + 1):
         if force:
-            paths.finetune_state(exp, k).unlink(missing_ok=True)
+            with distributed.rank_zero_writes() as writing:
+                if writing:
+                    paths.finetune_state(exp, k).unlink(missing_ok=True)
         extra = pruner.prune_round(k)
         after_prune = evaluate(pruner.model, test_loader)
         train_loader.seed = round_data_seed(exp, k)
@@ -109,15 +111,19 @@ def prune(exp: Experiment, force: bool = False) -> None:
             "finetune_epochs": len(finetune_log),
             **extra,
         })
-        checkpoints.save(paths.prune_round(exp, k), pruner.model, config_hash, inputs=inputs, **pruner.state(),
-                         arch=exp.model.arch, round=k, log=log, epoch_log=epoch_log)
-        paths.finetune_state(exp, k).unlink(missing_ok=True)
+        with distributed.rank_zero_writes() as writing:
+            if writing:
+                checkpoints.save(paths.prune_round(exp, k), pruner.model, config_hash, inputs=inputs,
+                                 **pruner.state(), arch=exp.model.arch, round=k, log=log, epoch_log=epoch_log)
+                paths.finetune_state(exp, k).unlink(missing_ok=True)
         console.print(
             f"{pruner.unit} {k}/{pruner.rounds}: {pruner.summary()}, accuracy {after_prune['accuracy']:.2f}% "
             f"after pruning, {after['accuracy']:.2f}% after fine-tuning"
         )
-    write_csv(paths.prune_log(exp), log)
-    write_csv(paths.prune_train_log(exp), epoch_log)
-    checkpoints.save(out, pruner.model, config_hash, inputs=inputs, **pruner.state(), arch=exp.model.arch, log=log,
-                     made_by=provenance.made_by(exp, device))
+    with distributed.rank_zero_writes() as writing:
+        if writing:
+            write_csv(paths.prune_log(exp), log)
+            write_csv(paths.prune_train_log(exp), epoch_log)
+            checkpoints.save(out, pruner.model, config_hash, inputs=inputs, **pruner.state(), arch=exp.model.arch,
+                             log=log, made_by=provenance.made_by(exp, device))
     console.print(f"[green]{out}[/]: {pruner.summary()}")

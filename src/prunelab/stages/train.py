@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import checkpoints, paths, provenance
+from .. import checkpoints, distributed, paths, provenance
 from ..atomic import load_torch, write_csv
 from ..config import Experiment
 from ..data.loader import load_splits, make_loaders
@@ -41,9 +41,11 @@ def train(exp: Experiment, force: bool = False) -> None:
     if not force and checkpoints.is_current(out, config_hash, made_from):
         console.print(f"[green]{out}[/] is up to date; skipping train (--force to redo)")
         return
+    device = distributed.setup(exp, resolve(exp))  # under torchrun: join the other ranks (distributed.py)
     if force:
-        paths.train_state(exp).unlink(missing_ok=True)
-    device = resolve(exp)
+        with distributed.rank_zero_writes() as writing:
+            if writing:
+                paths.train_state(exp).unlink(missing_ok=True)
     seed_everything(exp.seed)
     model = checkpoints.build_for(exp).to(device)
     if pretrained is not None:
@@ -52,9 +54,11 @@ def train(exp: Experiment, force: bool = False) -> None:
     train_loader, test_loader = make_loaders(exp, load_splits(exp), device)
     log = fit(model, train_loader, test_loader, exp.train, paths.train_state(exp), config_hash, description="train",
               hooks=hooks)
-    write_csv(paths.train_log(exp), log)
-    checkpoints.save(out, model, config_hash, inputs=made_from, arch=exp.model.arch, log=log,
-                     made_by=provenance.made_by(exp, device))
-    paths.train_state(exp).unlink(missing_ok=True)  # dense.pt holds everything a later stage needs
+    with distributed.rank_zero_writes() as writing:
+        if writing:
+            write_csv(paths.train_log(exp), log)
+            checkpoints.save(out, model, config_hash, inputs=made_from, arch=exp.model.arch, log=log,
+                             made_by=provenance.made_by(exp, device))
+            paths.train_state(exp).unlink(missing_ok=True)  # dense.pt holds everything a later stage needs
     final = log[-1]["test_accuracy"] if log else float("nan")
     console.print(f"[green]{out}[/]: dense {exp.model.arch}, test accuracy {final:.2f}%")
