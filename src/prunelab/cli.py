@@ -1,18 +1,41 @@
-"""Argument parsing shared by every task file: CONFIG [--set key=value ...] [--threads N] [--force]."""
+"""Argument parsing shared by every task file: CONFIG [--set key=value ...] [--threads N] [--force];
+and the `prunelab` command (pyproject's [project.scripts]): `prunelab TASK CONFIG ...`, the same
+tasks for pip users."""
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+import textwrap
+from typing import Any
 
 from . import config, provenance
-from .errors import UserError
+from .errors import DriftFound, UserError
 from .log import error_console
 from .stages import STAGES
+from .sweep import Shard
 
-# Flags only some tasks take: task -> (flag, help).
-TASK_FLAGS = {
-    "publish": ("--allow-overrides", "publish a run made with --set overrides (the report lists them)"),
+# The config a task runs when none is given (tasks/reproduce.py passes the same one).
+DEFAULT_CONFIGS = {"reproduce": "configs/lenet5.toml"}
+
+
+def _shard(text: str) -> Shard:
+    try:
+        return Shard.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+# Flags only some tasks take: task -> (flag, argparse keywords). The stage gets the value as
+# the keyword argument of the flag's name (--allow-overrides -> allow_overrides).
+TASK_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "publish": ("--allow-overrides", {"action": "store_true",
+                                      "help": "publish a run made with --set overrides (the report lists them)"}),
+    "sweep": ("--shard", {"type": _shard, "metavar": "K/N",
+                          "help": "run only the K-th of N disjoint slices of the grid (1 <= K <= N; cell i goes to "
+                                  "shard i mod N + 1); the shard that finishes last writes sweep.json "
+                                  "(docs/scale-out.md)"}),
 }
 
 
@@ -23,10 +46,21 @@ def _positive(text: str) -> int:
     return value
 
 
-def parse_args(task: str, argv: list[str] | None, default_config: str | None):
+def _task_options(task: str, args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    """The task flag's value as the stage's keyword argument, and the flag as typed (for the resume hint)."""
+    if task not in TASK_FLAGS:
+        return {}, []
+    flag, _ = TASK_FLAGS[task]
+    name = flag.lstrip("-").replace("-", "_")
+    value = getattr(args, name)
+    words = [] if value in (None, False) else [flag] if value is True else [flag, str(value)]
+    return {name: value}, words
+
+
+def parse_args(task: str, argv: list[str] | None, default_config: str | None, prog: str | None = None):
     stage = STAGES[task]
     parser = argparse.ArgumentParser(
-        prog=f"tasks/{task}.py", description=(stage.__doc__ or task).strip().splitlines()[0],
+        prog=prog or f"tasks/{task}.py", description=(stage.__doc__ or task).strip().splitlines()[0],
         epilog="Run from the repository root: relative paths in configs (data.root, results_root, "
                "train.pretrained) are read from the current directory.",
     )
@@ -41,29 +75,37 @@ def parse_args(task: str, argv: list[str] | None, default_config: str | None):
                              "only at the same thread count")
     parser.add_argument("--force", action="store_true", help="redo the stage even if its artifact is up to date")
     if task in TASK_FLAGS:
-        flag, text = TASK_FLAGS[task]
-        parser.add_argument(flag, action="store_true", help=text)
+        flag, keywords = TASK_FLAGS[task]
+        parser.add_argument(flag, **keywords)
     return parser.parse_args(argv)
 
 
-def run(task: str, argv: list[str] | None = None, default_config: str | None = None) -> int:
-    """Run one stage; bad input -> one line on stderr and exit status 2."""
-    args = parse_args(task, argv, default_config)
-    options = {"allow_overrides": args.allow_overrides} if task == "publish" else {}
+def run(task: str, argv: list[str] | None = None, default_config: str | None = None,
+        runner: str | None = None) -> int:
+    """Run one stage; bad input -> one line on stderr and exit status 2. `runner`: the command form
+    hints take (provenance.CONSOLE for `prunelab TASK`; None: pixi or python, detected)."""
+    prog = f"{runner} {task.replace('_', '-')}" if runner else None
+    args = parse_args(task, argv, default_config, prog)
+    options, flag_words = _task_options(task, args)
     try:
         experiment = config.load(args.config, args.overrides)
         if args.threads is not None:
             experiment.threads = args.threads
-        with provenance.invoked(task, args.config, args.overrides, args.threads) as invocation:
+        with provenance.invoked(task, args.config, args.overrides, args.threads, runner) as invocation:
             try:
                 STAGES[task](experiment, force=args.force, **options)
             except KeyboardInterrupt:
-                error_console.print(f"interrupted; artifacts written so far are complete: `{invocation.command()}` "
-                                    "resumes", markup=False, highlight=False)
+                resume = invocation.command(None, *flag_words)  # e.g. a shard's --shard K/N
+                error_console.print(f"interrupted; artifacts written so far are complete: `{resume}` resumes",
+                                    markup=False, highlight=False)
                 return 130
     except UserError as error:
         error_console.print(f"error: {error}", markup=False, highlight=False)
         return 2
+    except DriftFound as drift:  # `check`: one line per figure that moved
+        for line in drift.lines:
+            error_console.print(f"drift: {line}", markup=False, highlight=False)
+        return 1
     except KeyboardInterrupt:
         error_console.print("interrupted", markup=False)
         return 130
@@ -71,4 +113,38 @@ def run(task: str, argv: list[str] | None = None, default_config: str | None = N
 
 
 def main(task: str, default_config: str | None = None) -> None:
-    sys.exit(run(task, sys.argv[1:], default_config))
+    sys.exit(run(task, sys.argv[1:], default_config or DEFAULT_CONFIGS.get(task)))
+
+
+def _summary(task: str) -> str:
+    """A task's one-line description: its stage's docstring up to the first ". " or the first "; "
+    outside parentheses."""
+    paragraph = " ".join((STAGES[task].__doc__ or task).strip().split("\n\n")[0].split())
+    return re.split(r"\. |; (?![^(]*\))", paragraph)[0].rstrip(".")
+
+
+def _task_name(text: str) -> str:
+    task = text.replace("-", "_")  # `prunelab get-dataset` as in pixi, or get_dataset as the task file
+    if task not in STAGES:
+        names = ", ".join(name.replace("_", "-") for name in STAGES)
+        raise argparse.ArgumentTypeError(f"unknown task {text!r}; the tasks are {names}")
+    return task
+
+
+def console(argv: list[str] | None = None) -> int:
+    """The `prunelab` command: `prunelab TASK CONFIG [--set KEY=VALUE ...] [--threads N] [--force]`;
+    returns the exit status (the console script exits with it)."""
+    tasks = "\n".join(textwrap.fill(_summary(task), width=100, initial_indent=f"  {task.replace('_', '-'):<13}",
+                                     subsequent_indent=" " * 15) for task in STAGES)
+    parser = argparse.ArgumentParser(
+        prog=provenance.CONSOLE, formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage=f"{provenance.CONSOLE} TASK CONFIG [--set KEY=VALUE ...] [--threads N] [--force] [task flags]",
+        description="Run one task of the pruning pipeline on an experiment config (the same tasks as "
+                    "`pixi r TASK` and tasks/TASK.py).",
+        epilog=f"tasks:\n{tasks}\n\n`{provenance.CONSOLE} TASK --help` describes a task's flags. Run from the "
+               "directory the config's\nrelative paths (data.root, results_root, train.pretrained) are meant from.",
+    )
+    parser.add_argument("task", type=_task_name, metavar="TASK", help="one of the tasks below (- or _ alike)")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="CONFIG and the task's flags")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    return run(args.task, args.args, DEFAULT_CONFIGS.get(args.task), runner=provenance.CONSOLE)

@@ -1,11 +1,11 @@
 """How an artifact was made, and the exact command to run next.
 
 A task records its invocation (task, config, `--set` overrides, `--threads`, and whether
-it ran through `pixi run` or plain python). Every artifact a stage writes carries a
-`made_by` record built from it: the command, the overrides, the torch thread count,
-torch and Python versions, the device and the CPU (CPU results are bit-identical only on
-the same kind of CPU). Hints in error messages repeat the user's own command form and
-overrides, so following one literally works.
+it ran through `pixi run`, plain python or the `prunelab` command). Every artifact a stage
+writes carries a `made_by` record built from it: the command, the overrides, the torch
+thread count, torch and Python versions, the device and the CPU (CPU results are
+bit-identical only on the same kind of CPU). Hints in error messages repeat the user's own
+command form and overrides, so following one literally works.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ import torch
 from .config import Experiment
 from .report.markdown import plural
 
+CONSOLE = "prunelab"  # the console script's name (pyproject's [project.scripts]) and its runner
+
 
 @dataclass(frozen=True)
 class Invocation:
@@ -32,7 +34,7 @@ class Invocation:
     config: str = ""                 # the config path as the user gave it
     overrides: tuple[str, ...] = ()  # `--set KEY=VALUE` items, in order
     threads: int | None = None       # `--threads N` as given (None: the config's `threads`)
-    runner: str = "python"           # "pixi" under `pixi run` / `pixi shell`, else "python"
+    runner: str = "python"           # "pixi" under `pixi run` / `pixi shell`, CONSOLE, else "python"
     environment: str = "default"     # the pixi environment
 
     def command(self, task: str | None = None, *extra: str, config: str | None = None,
@@ -42,6 +44,8 @@ class Invocation:
         if self.runner == "pixi":
             where = "" if self.environment == "default" else f"-e {shlex.quote(self.environment)} "
             words = [f"pixi r {where}{task.replace('_', '-')}"]
+        elif self.runner == CONSOLE:
+            words = [f"{CONSOLE} {task.replace('_', '-')}"]
         else:
             words = [f"python tasks/{task}.py"]
         words.append(shlex.quote(config if config is not None else self.config))
@@ -62,11 +66,13 @@ _current: Invocation | None = None
 
 
 @contextmanager
-def invoked(task: str, config: str, overrides: list[str] | tuple[str, ...], threads: int | None) -> Iterator[Invocation]:
-    """Record the running task's invocation for made_by records and hints (cli.run)."""
+def invoked(task: str, config: str, overrides: list[str] | tuple[str, ...], threads: int | None,
+            runner: str | None = None) -> Iterator[Invocation]:
+    """Record the running task's invocation for made_by records and hints (cli.run). `runner`: the
+    form the user typed when the caller knows it (CONSOLE); None: pixi or python, detected."""
     global _current
-    runner, environment = _runner()
-    previous, _current = _current, Invocation(task, config, tuple(overrides), threads, runner, environment)
+    detected, environment = _runner()
+    previous, _current = _current, Invocation(task, config, tuple(overrides), threads, runner or detected, environment)
     try:
         yield _current
     finally:

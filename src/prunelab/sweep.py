@@ -4,18 +4,55 @@ A cell is the base experiment with one combination of the grid's values (and
 one variant) applied as overrides. Its artifacts live in
 <results_root>/<name>/cells/<cell>/, so finished stages of finished cells are skipped
 when the sweep is re-run after an interruption (stages/sweep.py runs them).
+
+A shard K/N (`sweep --shard K/N`, 1 <= K <= N) holds the cells at positions K-1, K-1+N,
+K-1+2N, ... of the grid order: the N shards are disjoint and together hold every cell once,
+and dealing round-robin spreads a grid's slow and fast values evenly over the shards
+(docs/scale-out.md).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from . import paths
 from .atomic import load_json, write_json
 from .config import Experiment, derive
 from .log import console
+
+
+@dataclass(frozen=True)
+class Shard:
+    """The K-th of N slices of a grid (K counts from 1, as in "shard 3 of 4")."""
+
+    index: int  # K, 1..count
+    count: int  # N >= 1
+
+    @classmethod
+    def parse(cls, text: str) -> "Shard":
+        """The shard "K/N" names; ValueError with a one-line reason for anything else."""
+        index, slash, count = text.partition("/")
+        if not (slash and index.isdigit() and count.isdigit()):
+            raise ValueError(f"expected K/N, e.g. 2/4 (got {text!r})")
+        shard = cls(int(index), int(count))
+        if not 1 <= shard.index <= shard.count:
+            raise ValueError(f"expected 1 <= K <= N in K/N; shards count from 1 (got {text!r})")
+        return shard
+
+    def holds(self, position: int) -> bool:
+        """Whether the cell at `position` (0-based, grid order) is this shard's."""
+        return position % self.count == self.index - 1
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def shard_of(position: int, count: int) -> Shard:
+    """The shard of N that holds the cell at `position`."""
+    return Shard(position % count + 1, count)
 
 
 def _value_label(value: Any) -> str:
@@ -49,8 +86,10 @@ def all_cells(exp: Experiment) -> list[tuple[str, Experiment, dict[str, Any]]]:
 
 def collect(exp: Experiment, grid_cells: list[tuple[str, Experiment, dict[str, Any]]],
             made_by: dict | None = None) -> dict:
-    """sweep.json: every cell's overrides and metrics.json (None until measured), and how the
-    sweep was run (`made_by`: {"sweep": provenance record})."""
+    """sweep.json: every cell's overrides and metrics.json (None for a sweep whose stages leave out
+    test), and how the sweep was run (`made_by`: {"sweep": provenance record}). The caller runs or
+    checks every cell first (stages/sweep.py): a cell's metrics.json is read only once it is
+    finished, and a shard still running elsewhere is never half-read (writes are atomic)."""
     rows = []
     for cell_id, cell, overrides in grid_cells:
         metrics_path = paths.metrics(cell)
