@@ -1,5 +1,6 @@
 """The pipeline's stages, one function each, called by the thin files in tasks/."""
 
+from .check import check
 from .compress import compress
 from .get_dataset import get_dataset
 from .prune import prune
@@ -20,6 +21,8 @@ STAGES = {
     "reproduce": reproduce,
     "sweep": sweep,
     "publish": publish,
+    "check": check,
 }
 
-__all__ = ["STAGES", "get_dataset", "train", "prune", "compress", "test", "report", "reproduce", "sweep", "publish"]
+__all__ = ["STAGES", "get_dataset", "train", "prune", "compress", "test", "report", "reproduce", "sweep", "publish",
+           "check"]
