@@ -46,10 +46,11 @@ def is_current(path: Path, config_hash: str, inputs: dict[str, str] | None = Non
     return checkpoint.get("config_hash") == config_hash and checkpoint.get("inputs", {}) == (inputs or {})
 
 
-def read_input(exp: Experiment, path: Path, read: Callable[[Path], dict] = load_torch) -> dict:
+def read_input(exp: Experiment, path: Path, read: Callable[[Path], dict] = load_torch,
+               task: str | None = None) -> dict:
     """An artifact a stage reads (checkpoint, metrics.json, sweep.json), refused when missing or
-    damaged with the command that (re)makes it."""
-    task = making_task(path)
+    damaged with the command that (re)makes it (`task`, by default the one that writes the file)."""
+    task = task or making_task(path)
     if not path.is_file():
         raise UserError(f"{path}: not found; {provenance.run_hint(exp, task)} first")
     try:

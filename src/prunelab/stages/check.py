@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from .. import paths, provenance
+from .. import checkpoints, paths
 from ..atomic import load_json
 from ..config import Experiment
 from ..errors import DriftFound, UserError
@@ -148,14 +148,8 @@ def drifted(published: object, fresh: object, field: str = "", rule: str = EXACT
 
 
 def _read_run(exp: Experiment, path: Path) -> dict:
-    """A run's artifact; missing or damaged -> a UserError with the command that makes it."""
-    task = "sweep" if exp.sweep is not None else "reproduce"
-    if not path.is_file():
-        raise UserError(f"{path}: not found; {provenance.run_hint(exp, task)} first")
-    try:
-        return load_json(path)
-    except UserError as error:
-        raise UserError(f"{error}; remake it: {provenance.run_hint(exp, task, '--force')}") from None
+    """A run's artifact; missing or damaged -> a UserError with the command that makes the whole run."""
+    return checkpoints.read_input(exp, path, load_json, task="sweep" if exp.sweep is not None else "reproduce")
 
 
 def _seed_pairs(exp: Experiment, published: Path) -> list[Pair]:
