@@ -38,7 +38,8 @@ def header(exp: Experiment, measured: dict) -> list[str]:
     return [
         f"# {exp.name}: {exp.model.arch} on {references.dataset_label(exp.data.dataset)}",
         f"Config `{exp.path}` ({seeds_text(exp)}), measured with {where}. MACs are fvcore counts for one image; "
-        "effective MACs scale each conv/linear layer by its weight density; compression of all conv/linear "
+        "effective MACs scale each conv/linear layer by the fraction of its weights that are nonzero and act on "
+        "an input channel activation pruning left on; compression of all conv/linear "
         "weights = those weights / the nonzero ones; CPU times are the median forward time of one batch.",
     ]
 
