@@ -31,9 +31,10 @@ class AtInitConfig(Section):
     score_fresh_augmentation: bool = False
     # SynFlow: rounds of score-and-prune with density^(k/rounds) at round k.
     synflow_rounds: int = Field(100, ge=1)
-    # SynFlow: rank exactly in every round (as the Synaptic-Flow code does) instead of at a
-    # sampled threshold in rounds 1 .. rounds-1 (~4x slower on VGG16; the last round is always exact).
-    synflow_exact_rounds: bool = False
+    # SynFlow: keep exactly each round's count in every round (as the Synaptic-Flow code does; an
+    # O(n) k-th value selection, synflow.py); false = rounds 1 .. rounds-1 at a threshold sampled from
+    # the scores (densities within ~1% of the schedule's; the last round is always exact).
+    synflow_exact_rounds: bool = True
     # How many weights a density keeps (pruning/selection.py COUNTS): "nearest" = round(d x N), the
     # count closest to the target; "synaptic_flow" = N - int((1 - d) N), as the Synaptic-Flow code's
     # mask() keeps (with exact rounds, its 100-round SynFlow masks are reproduced exactly).
