@@ -12,17 +12,24 @@ import torch.nn.functional as F
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader) -> dict[str, float]:
-    """Top-1 accuracy (%) and mean cross-entropy over the loader."""
+    """Top-1 accuracy (%) and mean cross-entropy over the loader.
+
+    The sums stay on the model's device until the end (one host synchronization, not one per
+    batch); the loss is summed in float64, the same additions as Python floats would make.
+    """
     was_training = model.training
     model.eval()
-    total_loss, correct, count = 0.0, 0, 0
+    device = next(model.parameters()).device
+    total_loss = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    count = 0
     for images, labels in loader:
         logits = model(images)
-        total_loss += F.cross_entropy(logits, labels, reduction="sum").item()
-        correct += (logits.argmax(1) == labels).sum().item()
+        total_loss += F.cross_entropy(logits, labels, reduction="sum").double()
+        correct += (logits.argmax(1) == labels).sum()
         count += labels.numel()
     model.train(was_training)
-    return {"accuracy": 100.0 * correct / max(count, 1), "loss": total_loss / max(count, 1)}
+    return {"accuracy": 100.0 * int(correct) / max(count, 1), "loss": float(total_loss) / max(count, 1)}
 
 
 @torch.no_grad()

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import distributed
+from . import accel, distributed
 from .atomic import load_torch, save_torch
 from .config import FinetuneConfig, OptimConfig
 from .evaluate import evaluate
@@ -106,7 +106,8 @@ def training_loss(
         draw_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
         lam = float(np.random.default_rng(draw_seed).beta(cfg.mixup_alpha, cfg.mixup_alpha))
         pool_images, pool_labels, rows = distributed.whole_batch(images, labels, batch)
-        perm = torch.randperm(pool_labels.shape[0], generator=generator)[rows].to(images.device)
+        # Host-side draws; non_blocking: the copy to a GPU does not wait for the queued kernels.
+        perm = torch.randperm(pool_labels.shape[0], generator=generator)[rows].to(images.device, non_blocking=True)
         images = lam * images + (1 - lam) * pool_images[perm]
         mixed_labels = pool_labels[perm]
     logits = model(images)
@@ -135,6 +136,9 @@ def fit(
     `column` adds one: the mean of its penalty per image). Under torchrun every rank
     resumes from the same state, logs the same rows, and only rank 0 writes the state.
     """
+    device = next(model.parameters()).device
+    channels_last = accel.uses_channels_last(cfg.channels_last, model, device)
+    accel.to_memory_order(model, channels_last)  # before the optimizer and hooks see the parameters
     optimizer = build_optimizer(model, cfg)
     for hook in hooks:
         hook.attach(model, optimizer)
@@ -151,7 +155,7 @@ def fit(
     world = distributed.world_size()
     # In one process: the model and the loader themselves. Under torchrun: the model in DDP and
     # this rank's share of every global batch.
-    net = distributed.wrap(model)
+    net = accel.compiled(distributed.wrap(model), cfg.compile)
     loader = train_loader.shard(distributed.rank(), world) if world > 1 else train_loader
     steps_per_epoch = len(loader)
     with progress_bar() as progress:
@@ -163,16 +167,18 @@ def fit(
             loader.set_epoch(epoch)
             mix_generator = torch.Generator().manual_seed(loader.seed * 7 + epoch)
             began = time.perf_counter()
-            loss_sum = torch.zeros((), device=next(model.parameters()).device)
+            loss_sum = torch.zeros((), device=device)
             penalty_sums = {hook.column: torch.zeros_like(loss_sum) for hook in hooks if hook.column}
             correct = torch.zeros_like(loss_sum)
             for step, (images, labels) in enumerate(loader):
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(cfg, epoch + step / steps_per_epoch)
                 batch = loader.batch_count(step) if world > 1 else None
-                loss, logits, fed = training_loss(net, images, labels, cfg, mix_generator, batch)
-                for hook in hooks if labels.numel() else ():  # an empty share's loss stays 0
-                    loss = hook.transform(loss, fed, logits)
+                images = accel.batch_in_order(images, channels_last)
+                with accel.autocast(cfg.precision, device):
+                    loss, logits, fed = training_loss(net, images, labels, cfg, mix_generator, batch)
+                    for hook in hooks if labels.numel() else ():  # an empty share's loss stays 0
+                        loss = hook.transform(loss, fed, logits)
                 objective = loss
                 if batch is not None:
                     # DDP averages the ranks' gradients: weighting each rank's mean loss by its share of
@@ -197,11 +203,12 @@ def fit(
             # step each rank holds its own: take rank 0's, to evaluate and save the same model everywhere.
             distributed.broadcast_(model.buffers())
             seen = loader.num_samples  # every image once per epoch, over all ranks
-            test = evaluate(model, test_loader)
+            evaluated = (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs
+            test = evaluate(model, test_loader) if evaluated else {"loss": None, "accuracy": None}
             row = {
                 "epoch": epoch + 1,
                 "lr": lr_at(cfg, epoch + 1),
-                "train_loss": loss_sum.item() / seen,
+                "train_loss": loss_sum.item() / seen,  # the epoch's one host synchronization
                 "train_accuracy": 100.0 * correct.item() / seen,
                 "test_loss": test["loss"],
                 "test_accuracy": test["accuracy"],
@@ -214,12 +221,9 @@ def fit(
                 if writing:
                     save_torch(state_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                             "epoch": epoch + 1, "log": log, "config_hash": config_hash})
-            progress.update(
-                task,
-                status=f"epoch {epoch + 1}/{cfg.epochs} loss {row['train_loss']:.3f} test {row['test_accuracy']:.2f}%",
-            )
-            console.print(
-                f"{description} epoch {epoch + 1}/{cfg.epochs}: train loss {row['train_loss']:.4f}, "
-                f"test {row['test_accuracy']:.2f}% ({train_seconds:.1f}s)"
-            )
+            tested = f"test {row['test_accuracy']:.2f}%" if evaluated else "not tested"
+            progress.update(task, status=f"epoch {epoch + 1}/{cfg.epochs} loss {row['train_loss']:.3f} {tested}")
+            console.print(f"{description} epoch {epoch + 1}/{cfg.epochs}: train loss {row['train_loss']:.4f}, "
+                          f"{tested} ({train_seconds:.1f}s)")
+    accel.to_memory_order(model, False)  # artifacts and later stages see the standard layout
     return log

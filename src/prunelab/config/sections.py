@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import AfterValidator, Field, PrivateAttr, model_validator
 
+from ..accel import COMPILE_MODES
 from ..data.catalog import DATASETS
 from ..models import MODELS
 from ..models.init import INITS
@@ -102,6 +103,16 @@ class OptimConfig(Section):
     warmup_epochs: float = Field(0.0, ge=0)
     # mixup (Zhang et al. 2018): Beta(alpha, alpha) mixing of image pairs; 0 = off.
     mixup_alpha: float = Field(0.0, ge=0)
+    # How the steps run (accel.py, docs/speed.md). Off by default where they change the numbers.
+    # fp32 | bf16 (autocast: convolutions and matmuls in bfloat16; weights and optimizer in float32)
+    precision: Literal["fp32", "bf16"] = "fp32"
+    # 4-d tensors of conv nets in channels_last order: faster kernels (1.3-1.6x per CPU step here),
+    # float results that differ in the last bits. "auto" = on for CUDA, off on CPU.
+    channels_last: Union[bool, Literal["auto"]] = "auto"
+    # torch.compile the model: "off", or a torch.compile mode ("reduce-overhead" = CUDA graphs on a GPU).
+    compile: Literal[COMPILE_MODES] = "off"  # type: ignore[valid-type]  (accel.COMPILE_MODES)
+    # Evaluate on the test split every N epochs (and always after the last).
+    eval_every: int = Field(1, ge=1)
 
     @model_validator(mode="after")
     def _nesterov_needs_momentum(self) -> "OptimConfig":

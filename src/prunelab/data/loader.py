@@ -72,13 +72,14 @@ def load_splits(exp: Experiment) -> Splits:
 
 
 def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
-    """Zero-pad by `padding` pixels and crop back at a random offset per image (batched)."""
+    """Zero-pad by `padding` pixels and crop back at a random offset per image (batched); the
+    offsets are drawn by `generator`, on the images' device."""
     if padding == 0:
         return images
     batch, _, height, width = images.shape
     padded = torch.nn.functional.pad(images, (padding,) * 4)
-    dy = torch.randint(0, 2 * padding + 1, (batch,), generator=generator).to(images.device)
-    dx = torch.randint(0, 2 * padding + 1, (batch,), generator=generator).to(images.device)
+    dy = torch.randint(0, 2 * padding + 1, (batch,), generator=generator, device=generator.device)
+    dx = torch.randint(0, 2 * padding + 1, (batch,), generator=generator, device=generator.device)
     rows = (dy[:, None] + torch.arange(height, device=images.device))[:, :, None]  # (B, H, 1)
     cols = (dx[:, None] + torch.arange(width, device=images.device))[:, None, :]  # (B, 1, W)
     batch_index = torch.arange(batch, device=images.device)[:, None, None]
@@ -87,8 +88,8 @@ def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator) 
 
 
 def random_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Mirror a random half of the batch horizontally."""
-    flip = (torch.rand(images.shape[0], generator=generator) < 0.5).to(images.device)
+    """Mirror a random half of the batch horizontally (drawn by `generator`, on the images' device)."""
+    flip = torch.rand(images.shape[0], generator=generator, device=generator.device) < 0.5
     return torch.where(flip[:, None, None, None], images.flip(3), images)
 
 
@@ -164,9 +165,11 @@ class TensorLoader:
                             device=self.device)
 
     def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        # Every draw of the epoch (order, crops, flips) on the data's device: on a GPU no host round
+        # trip per batch; on CPU the same generator and draws as ever (bit-identical runs).
+        generator = torch.Generator(device=self.device).manual_seed(self.seed * 100_003 + self.epoch)
         count = len(self.labels)
-        order = torch.randperm(count, generator=generator).to(self.device) if self.shuffle else None
+        order = torch.randperm(count, generator=generator, device=self.device) if self.shuffle else None
         for start in range(0, count, self.batch_size):
             if order is None:
                 images = self.images[start : start + self.batch_size]
