@@ -110,6 +110,12 @@ def sweep_cells(exp: Experiment) -> Path:
     return run_dir(exp) / "cells"
 
 
+def job_log(exp: Experiment) -> Path:
+    """The console output of a sweep cell run by `sweep --jobs N` (N > 1) in a worker process,
+    appended run after run (a worker does not draw on the terminal the parent's progress bar uses)."""
+    return run_dir(exp) / "job.log"
+
+
 def sweep_summary(exp: Experiment) -> Path:
     return run_dir(exp) / "sweep.json"
 
