@@ -27,18 +27,6 @@ def _shard(text: str) -> Shard:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-# Flags only some tasks take: task -> (flag, argparse keywords). The stage gets the value as
-# the keyword argument of the flag's name (--allow-overrides -> allow_overrides).
-TASK_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
-    "publish": ("--allow-overrides", {"action": "store_true",
-                                      "help": "publish a run made with --set overrides (the report lists them)"}),
-    "sweep": ("--shard", {"type": _shard, "metavar": "K/N",
-                          "help": "run only the K-th of N disjoint slices of the grid (1 <= K <= N; cell i goes to "
-                                  "shard i mod N + 1); the shard that finishes last writes sweep.json "
-                                  "(docs/scale-out.md)"}),
-}
-
-
 def _positive(text: str) -> int:
     value = int(text) if text.isdigit() else 0
     if value < 1:
@@ -46,15 +34,35 @@ def _positive(text: str) -> int:
     return value
 
 
+# Flags only some tasks take: task -> [(flag, argparse keywords)]. The stage gets the value as
+# the keyword argument of the flag's name (--allow-overrides -> allow_overrides).
+TASK_FLAGS: dict[str, list[tuple[str, dict[str, Any]]]] = {
+    "publish": [("--allow-overrides", {"action": "store_true",
+                                       "help": "publish a run made with --set overrides (the report lists them)"})],
+    "sweep": [
+        ("--shard", {"type": _shard, "metavar": "K/N",
+                     "help": "run only the K-th of N disjoint slices of the grid (1 <= K <= N; cell i goes to "
+                             "shard i mod N + 1); the shard that finishes last writes sweep.json "
+                             "(docs/scale-out.md)"}),
+        ("--jobs", {"type": _positive, "default": 1, "metavar": "N",
+                    "help": "run the unfinished cells N at a time, each in its own process (default 1: one after "
+                            "another); every job keeps the config's threads (--threads), and on a GPU all jobs "
+                            "share it; results are the serial run's (docs/scale-out.md)"}),
+    ],
+}
+
+
 def _task_options(task: str, args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
-    """The task flag's value as the stage's keyword argument, and the flag as typed (for the resume hint)."""
-    if task not in TASK_FLAGS:
-        return {}, []
-    flag, _ = TASK_FLAGS[task]
-    name = flag.lstrip("-").replace("-", "_")
-    value = getattr(args, name)
-    words = [] if value in (None, False) else [flag] if value is True else [flag, str(value)]
-    return {name: value}, words
+    """The task flags' values as the stage's keyword arguments, and the flags given as typed (for
+    the resume hint; a flag left at its default is not repeated)."""
+    options, words = {}, []
+    for flag, keywords in TASK_FLAGS.get(task, []):
+        name = flag.lstrip("-").replace("-", "_")
+        value = options[name] = getattr(args, name)
+        if value in (None, False) or ("default" in keywords and value == keywords["default"]):
+            continue
+        words += [flag] if value is True else [flag, str(value)]
+    return options, words
 
 
 def parse_args(task: str, argv: list[str] | None, default_config: str | None, prog: str | None = None):
@@ -74,8 +82,7 @@ def parse_args(task: str, argv: list[str] | None, default_config: str | None, pr
                         help="torch CPU threads (default: the config's `threads`, 1); results are bit-identical "
                              "only at the same thread count")
     parser.add_argument("--force", action="store_true", help="redo the stage even if its artifact is up to date")
-    if task in TASK_FLAGS:
-        flag, keywords = TASK_FLAGS[task]
+    for flag, keywords in TASK_FLAGS.get(task, []):
         parser.add_argument(flag, **keywords)
     return parser.parse_args(argv)
 
@@ -95,7 +102,7 @@ def run(task: str, argv: list[str] | None = None, default_config: str | None = N
             try:
                 STAGES[task](experiment, force=args.force, **options)
             except KeyboardInterrupt:
-                resume = invocation.command(None, *flag_words)  # e.g. a shard's --shard K/N
+                resume = invocation.command(None, *flag_words)  # e.g. a shard's --shard K/N, --jobs N
                 error_console.print(f"interrupted; artifacts written so far are complete: `{resume}` resumes",
                                     markup=False, highlight=False)
                 return 130

@@ -6,6 +6,9 @@ cell: when the whole grid is finished it writes sweep.json (the shard that finis
 merges), otherwise it says which cells and shards remain. `report` merges a finished grid
 whose sweep.json is missing (two shards finishing at the same moment may each see the
 other's cells unfinished) and refuses an unfinished one with the cells it lacks.
+
+With `--jobs N` (N > 1) the cells that are not finished run in N worker processes
+(sweep_jobs.py), each cell through run_cell as in a serial run; the merging is the same.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from ..report.markdown import plural
 from ..sweep import Shard, all_cells, cell_experiment, collect, shard_of
 from .get_dataset import get_dataset
 from .prune import prune
+from .sweep_jobs import run_jobs
 from .test import freshness, is_current, load_inputs, test
 from .train import train
 
@@ -66,29 +70,40 @@ def unfinished_text(cells: Cells, positions: list[int], count: int | None = None
     return f"{len(ids)} of {len(cells)} cells {'is' if len(ids) == 1 else 'are'} not finished{where} ({named})"
 
 
-def _run_cells(exp: Experiment, cells: Cells, label: str, force: bool) -> None:
+def run_cell(cell: Experiment, stages: tuple[str, ...] | list[str], force: bool) -> None:
+    """One cell: its stages in order, each skipping what is up to date (a worker of `--jobs` runs this too)."""
+    for stage in stages:
+        CELL_STAGES[stage](cell, force=force)
+
+
+def _run_cells(exp: Experiment, cells: Cells, label: str, force: bool, jobs: int = 1) -> None:
+    if jobs > 1:
+        # Finished cells are left out before any worker starts (a worker costs a process and a
+        # torch import); --force redoes every cell, as serially.
+        todo = cells if force else [cells[position] for position in unfinished(exp, cells)]
+        run_jobs(exp, todo, len(cells), jobs, label, force, run_cell)
+        return
     with progress_bar(transient=False) as progress:
         task = progress.add_task(label, total=len(cells), status="")
         for cell_id, cell, _ in cells:
             progress.update(task, status=cell_id)
-            for stage in exp.sweep.stages:
-                CELL_STAGES[stage](cell, force=force)
+            run_cell(cell, exp.sweep.stages, force)
             progress.advance(task)
 
 
-def sweep(exp: Experiment, force: bool = False, shard: Shard | None = None) -> None:
-    """Run every cell of the [sweep] grid (train, prune, test; resumable) -> sweep.json."""
+def sweep(exp: Experiment, force: bool = False, shard: Shard | None = None, jobs: int = 1) -> None:
+    """Run every cell of the [sweep] grid (train, prune, test; resumable; --jobs N runs N at once) -> sweep.json."""
     if exp.sweep is None:
         raise UserError(f"{exp.path}: sweep: section missing; add a [sweep] table")
     cells = all_cells(exp)  # every cell validated before any runs
     get_dataset(exp)
     if shard is None:
-        _run_cells(exp, cells, "sweep", force)
+        _run_cells(exp, cells, "sweep", force, jobs)
     else:
         mine = [cell for position, cell in enumerate(cells) if shard.holds(position)]
         if not mine:
             console.print(f"shard {shard} holds no cells: the grid has {len(cells)}")
-        _run_cells(exp, mine, f"shard {shard}", force)
+        _run_cells(exp, mine, f"shard {shard}", force, jobs)
         rest = unfinished(exp, cells, skip=shard)  # this shard's cells just ran
         if rest:
             console.print(f"shard {shard} done ({plural(len(mine), 'cell')}); "
