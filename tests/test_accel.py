@@ -91,3 +91,15 @@ def test_an_unknown_option_value_is_refused():
         OptimConfig(precision="fp16")
     with pytest.raises(ValueError, match="compile"):
         OptimConfig(compile="fast")
+
+
+def test_the_gpu_benchmark_rows_run_on_any_device_at_toy_sizes():
+    from prunelab.bench_gpu import training_rows
+
+    rows = training_rows(torch.device("cpu"), "lenet5", 256, (1, 28, 28),
+                         [{"batch": 128}, {"batch": 64, "precision": "bf16", "channels_last": True}])
+    assert [(r["batch"], r["precision"], r["channels_last"]) for r in rows] == [(128, "fp32", "no"), (64, "bf16", "yes")]
+    for row in rows:
+        ours, plain = float(row["ours s"]), float(row["plain loop s"])
+        assert ours > 0 and plain > 0
+        assert float(row["plain / ours time"].rstrip("x")) == pytest.approx(plain / ours, rel=0.05, abs=0.01)

@@ -4,8 +4,11 @@
    a bare in-memory loop (pre-normalized float tensor, sliced) and vs a plain
    per-sample torch.utils.data.DataLoader; plus the matmul-bound floor of the
    epoch (model FLOPs x 3 for forward + backward / measured matmul FLOP/s).
-2. The wall time of `reproduce` for LeNet-5 (into a temporary results root).
-3. Every family's own benchmark section (family.Family.benchmark), in registration order.
+2. The LeNet-5 epoch of prunelab's `fit` at 1 and 2 threads, standard vs channels_last order
+   (the CPU target: <= 1.6 s on 2 cores).
+3. The wall time of `reproduce` for LeNet-5 (into a temporary results root).
+4. With CUDA: the GPU section (bench_gpu.py). Sweep scaling: cells per hour at --jobs 1 and N.
+5. Every family's own benchmark section (family.Family.benchmark), in registration order.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from PIL import Image
 from . import config, paths
 from .provenance import cpu_name
 from .atomic import write_text
+from .bench_gpu import fit_epoch, gpu_section
 from .data.catalog import DATASETS
 from .data.loader import TensorLoader, load_splits
 from .family import FAMILIES, BenchSection
@@ -127,6 +131,28 @@ def loader_benchmark(exp, archs=("lenet300_100", "lenet5"), batch_size: int = 12
     return rows
 
 
+def memory_order_benchmark(exp, arch: str = "lenet5", threads: tuple[int, ...] = (1, 2)) -> list[dict]:
+    """One epoch of `fit` on the real training split per (threads, memory order); ratios within a thread count."""
+    spec = DATASETS[exp.data.dataset]
+    splits = load_splits(exp)
+    loader = TensorLoader(splits.train_images, splits.train_labels, 128, spec.mean, spec.std, shuffle=True)
+    test = TensorLoader(splits.test_images[:1000], splits.test_labels[:1000], 1000, spec.mean, spec.std)
+    before, rows = torch.get_num_threads(), []
+    try:
+        for count in threads:
+            torch.set_num_threads(count)
+            seconds = {}
+            for channels_last in (False, True):
+                torch.manual_seed(0)
+                seconds[channels_last] = fit_epoch(build(arch), loader, test, channels_last=channels_last)
+            rows.append({"model": arch, "images": len(splits.train_labels), "torch threads": count,
+                         "standard order s": f"{seconds[False]:.2f}", "channels_last s": f"{seconds[True]:.2f}",
+                         "standard / channels_last": f"{seconds[False] / seconds[True]:.2f}x"})
+    finally:
+        torch.set_num_threads(before)
+    return rows
+
+
 def reproduce_wall_time(config_path: str = BENCH_CONFIG) -> dict:
     """Run the whole pipeline of `config_path` into a temporary results root; seconds per stage."""
     with tempfile.TemporaryDirectory() as root:
@@ -142,6 +168,7 @@ def reproduce_wall_time(config_path: str = BENCH_CONFIG) -> dict:
 
 
 def _markdown(loader_rows, reproduce, family_sections: list[BenchSection]) -> str:
+    """family_sections: every (title, rows) table after the reproduce one, spine's and families'."""
     lines = [
         "# Benchmarks",
         f"Machine: {platform.machine()}, {plural(torch.get_num_threads(), 'torch thread')}, torch {torch.__version__}, "
@@ -182,9 +209,13 @@ def run_benchmarks(output: Path, config_path: str = BENCH_CONFIG, with_reproduce
     exp = config.load(config_path)
     STAGES["get_dataset"](exp)
     loader_rows = loader_benchmark(exp)
+    sections = [("LeNet-5 training epoch of `fit` on 60k real images (batch 128): memory order and threads "
+                 "(target: <= 1.6 s on 2 cores)", memory_order_benchmark(exp))]
     reproduce = reproduce_wall_time(config_path) if with_reproduce else None
-    family_sections = [family.benchmark() for family in FAMILIES.values() if family.benchmark is not None]
-    text = _markdown(loader_rows, reproduce, family_sections)
+    if torch.cuda.is_available():
+        sections.append(gpu_section(torch.device("cuda")))
+    sections += [family.benchmark() for family in FAMILIES.values() if family.benchmark is not None]
+    text = _markdown(loader_rows, reproduce, sections)
     write_text(output, text)
     console.print(text)
     return text
