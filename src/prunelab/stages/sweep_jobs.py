@@ -146,11 +146,14 @@ def _job(exp: Experiment, cell_id: str, cell: Experiment, overrides: dict, force
 
 
 def _raise(failure: Outcome, log: str, others: int) -> None:
-    more = f" ({plural(others, 'other cell')} failed too: see their job.log)" if others else ""
+    """The first failure, naming its cell, as a UserError (one line, exit 2) or, for a crash, an
+    error whose cause prints the worker's traceback."""
+    more = f"; {plural(others, 'other cell')} failed too" if others else ""
+    output = f" (its output: {log})" if Path(log).is_file() else ""  # none if its worker could not start
     if failure.failure == "crash":
-        raise RuntimeError(f"sweep cell {failure.cell_id} failed in its worker process: {failure.message}{more}; "
-                           f"its output: {log}") from WorkerTraceback(failure.trace)
-    raise UserError(f"sweep cell {failure.cell_id}: {failure.message}{more} (its output: {log})")
+        raise RuntimeError(f"sweep cell {failure.cell_id} failed in its worker process: {failure.message}{output}"
+                           f"{more}") from WorkerTraceback(failure.trace)
+    raise UserError(f"sweep cell {failure.cell_id}: {failure.message}{output}{more}")
 
 
 def _workers(before: set) -> list:
