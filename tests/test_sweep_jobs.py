@@ -191,3 +191,18 @@ def test_ctrl_c_stops_every_worker_and_the_rerun_resumes(base_config, tmp_path):
     assert run("sweep", [str(path), "--jobs", "2"]) == 0  # the re-run resumes the cells from their checkpoints
     assert all("resuming round 1/1 fine-tune" in log.read_text() for log in started)
     assert all(row["metrics"] is not None for row in load_json(paths.sweep_summary(exp))["cells"])
+
+
+@pytest.mark.slow
+def test_the_sweep_scaling_benchmark_runs_the_grid_both_ways(tmp_path, monkeypatch):
+    from prunelab.families.at_init.bench_sweep import CELLS, sweep_scaling
+
+    monkeypatch.chdir(tmp_path)
+    data = Path(__file__).resolve().parents[1] / "dataset"
+    if not (data / "fashion-mnist").is_dir():
+        pytest.skip("needs the real Fashion-MNIST in dataset/ (get-dataset)")
+    (row,) = sweep_scaling(jobs=2, data_root=str(data), images=300, epochs=1)
+    serial, parallel = float(row["--jobs 1 s"]), float(row["--jobs 2 s"])
+    assert serial > 0 and parallel > 0
+    assert float(row["--jobs 1 cells/hour"].replace(",", "")) == pytest.approx(CELLS * 3600 / serial, rel=0.01)
+    assert float(row["ratio"].rstrip("x")) == pytest.approx(serial / parallel, rel=0.05, abs=0.01)

@@ -7,8 +7,9 @@
 2. The LeNet-5 epoch of prunelab's `fit` at 1 and 2 threads, standard vs channels_last order
    (the CPU target: <= 1.6 s on 2 cores).
 3. The wall time of `reproduce` for LeNet-5 (into a temporary results root).
-4. With CUDA: the GPU section (bench_gpu.py). Sweep scaling: cells per hour at --jobs 1 and N.
-5. Every family's own benchmark section (family.Family.benchmark), in registration order.
+4. With CUDA: the GPU section (bench_gpu.py).
+5. Every family's own benchmark sections (family.Family.benchmark), in registration order (the
+   at-init family's include sweep scaling: cells per hour at --jobs 1 and N).
 """
 
 from __future__ import annotations
@@ -214,7 +215,9 @@ def run_benchmarks(output: Path, config_path: str = BENCH_CONFIG, with_reproduce
     reproduce = reproduce_wall_time(config_path) if with_reproduce else None
     if torch.cuda.is_available():
         sections.append(gpu_section(torch.device("cuda")))
-    sections += [family.benchmark() for family in FAMILIES.values() if family.benchmark is not None]
+    for family in FAMILIES.values():
+        if family.benchmark is not None:
+            sections += family.benchmark()
     text = _markdown(loader_rows, reproduce, sections)
     write_text(output, text)
     console.print(text)

@@ -19,6 +19,7 @@ from . import accel
 from .config import OptimConfig
 from .data.loader import TensorLoader
 from .models import build
+from .train import fit
 
 
 def _synchronize(device: torch.device) -> None:
@@ -50,8 +51,6 @@ def plain_epoch(model, images: torch.Tensor, labels: torch.Tensor, batch_size: i
 def fit_epoch(model, loader: TensorLoader, test: TensorLoader, **options) -> float:
     """Seconds of the training epoch that prunelab's `fit` logs (its own timer), with `options`
     for OptimConfig (precision, channels_last, compile); evaluation only after the epoch."""
-    from .train import fit  # train imports the progress bar and hooks; only the benchmark needs it here
-
     cfg = OptimConfig(epochs=1, lr=0.01, momentum=0.9, schedule="constant", **options)
     with tempfile.TemporaryDirectory() as folder:
         log = fit(model, loader, test, cfg, Path(folder) / "state.pt", "bench", description="bench")

@@ -128,7 +128,7 @@ class Family:
     # Writes the report of a [sweep] of kind schema.sweep_kind: (exp, sweep.json summary,
     # {cell id: cell experiment}).
     sweep_report: Optional[Callable[[Experiment, dict, dict], None]] = None
-    benchmark: Optional[Callable[[], BenchSection]] = None
+    benchmark: Optional[Callable[[], list[BenchSection]]] = None  # bench's sections, in order
     # Stages it adds, by task name (e.g. "compress"): f(exp, force); stages/ runs them through stage().
     stages: dict[str, Callable[[Experiment, bool], None]] = field(default_factory=dict)
     # Models the test stage measures besides dense and pruned, by metrics.json key ({} where none applies).

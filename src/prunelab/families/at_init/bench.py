@@ -25,6 +25,7 @@ from ...log import progress_bar
 from ...models import build
 from ...pruning.masks import MaskSet, prunable_parameters
 from . import synflow
+from .bench_sweep import sweep_scaling
 from .scores import at_init_masks
 
 # How the rounds 1 .. rounds-1 prune: (exact rounds?, through top-k masks instead of the k-th value?)
@@ -100,7 +101,8 @@ def synflow_timing(arch: str = "vgg16", rounds: int = 100, compression: float = 
     return rows
 
 
-def benchmark() -> BenchSection:
-    return ("SynFlow scoring of the CIFAR VGG16 (14.7M weights, 10x, batch of 1, CPU; target: exact 100 rounds "
-            "<= 4 s on 2 cores)",
-            synflow_timing())
+def benchmark() -> list[BenchSection]:
+    return [("SynFlow scoring of the CIFAR VGG16 (14.7M weights, 10x, batch of 1, CPU; target: exact 100 rounds "
+             "<= 4 s on 2 cores)", synflow_timing()),
+            ("Sweep scaling: one grid serially and in parallel worker processes (`sweep --jobs N`)",
+             sweep_scaling())]

@@ -99,5 +99,5 @@ def compress_timing(seed: int = 0) -> list[dict]:
     }]
 
 
-def benchmark() -> BenchSection:
-    return "Deep Compression: the compress stage of LeNet-5 (Caffe)", compress_timing()
+def benchmark() -> list[BenchSection]:
+    return [("Deep Compression: the compress stage of LeNet-5 (Caffe)", compress_timing())]

@@ -95,5 +95,5 @@ def structured_speedup(batch_sizes: tuple[int, ...] = (1, 128), repeats: int = 7
     return rows
 
 
-def benchmark() -> BenchSection:
-    return "Structured pruning: theoretical vs measured speedup", structured_speedup()
+def benchmark() -> list[BenchSection]:
+    return [("Structured pruning: theoretical vs measured speedup", structured_speedup())]
