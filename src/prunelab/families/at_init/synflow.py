@@ -11,8 +11,9 @@ the current density, exponentially), each round's pruning applied to the copies 
 the next round scores. By default every round keeps exactly its count, as the Synaptic-Flow
 code does: each group's k-th largest score is found in O(n) (selection.kth_largest) and
 everything at or above it stays, so a round costs one forward and backward of one image
-plus a few elementwise passes over the weights (VGG16: 14.7M). Ties at that value, a
-per-layer floor, or a k-th score of 0 go through the general exact selection instead.
+plus a few elementwise passes over the weights (VGG16: 14.7M). Of scores tied at that
+value the first in index order stay; a per-layer floor, or a k-th score of 0 (where pruned
+weights tie), goes through the general top-k selection instead.
 `synflow_exact_rounds = false` prunes rounds 1 .. rounds-1 at thresholds estimated from a
 sample (densities within about 1% of the schedule's). The last round's scores always go to
 the caller's exact selection. Conv nets are scored in channels_last memory order (oneDNN's
