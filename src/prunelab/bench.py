@@ -173,7 +173,9 @@ def _markdown(loader_rows, reproduce, family_sections: list[BenchSection]) -> st
     lines = [
         "# Benchmarks",
         f"Machine: {platform.machine()}, {plural(torch.get_num_threads(), 'torch thread')}, torch {torch.__version__}, "
-        f"Python {platform.python_version()}, CPU {cpu_name()} ({torch.backends.cpu.get_cpu_capability()}). "
+        f"Python {platform.python_version()}, CPU {cpu_name()} ({torch.backends.cpu.get_cpu_capability()})"
+        + (f", GPU {torch.cuda.get_device_name()} (CUDA {torch.version.cuda})" if torch.cuda.is_available() else
+           ", no GPU") + ". "
         "Written by `pixi r bench --publish` (`python tasks/bench.py --publish`); "
         "every ratio compares runs made in the same invocation.",
         "## Training epoch on 60k real Fashion-MNIST images (batch 128, SGD)",
