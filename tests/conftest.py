@@ -115,3 +115,20 @@ def to_toml(raw: dict, prefix: str = "") -> str:
 
 def experiment(path: Path, *overrides: str) -> config.Experiment:
     return config.load(path, list(overrides))
+
+
+# A [sweep] table for the sweep tests (test_shard.py, test_sweep_jobs.py), appended to a tiny config.
+SWEEP = """
+[sweep]
+kind = "at_init"
+stages = ["prune", "test"]
+variants = [
+{variants}
+]
+
+[sweep.grid]
+seed = [0]
+"""
+# What differs between two runs of the same cell: timings, when and by which command it ran,
+# the digests that cover those, and where the cell's files are.
+SWEEP_VOLATILE = {"latency", "made_by", "digest", "inputs", "results"}

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from conftest import SWEEP, SWEEP_VOLATILE as VOLATILE
 from prunelab import config, paths
 from prunelab.atomic import load_json
 from prunelab.cli import run
@@ -15,20 +16,6 @@ from prunelab.sweep import Shard, all_cells, shard_of
 
 # Five cells: shards of 3 hold 2, 2 and 1 of them. prune.method x prune.sparsity, seed 0.
 VARIANTS = [("random", 0.5), ("random", 0.9), ("synflow", 0.5), ("synflow", 0.9), ("magnitude", 0.9)]
-SWEEP = """
-[sweep]
-kind = "at_init"
-stages = ["prune", "test"]
-variants = [
-{variants}
-]
-
-[sweep.grid]
-seed = [0]
-"""
-# What differs between two runs of the same cell: timings, when and by which command it ran,
-# the digests that cover those, and where the cell's files are.
-VOLATILE = {"latency", "made_by", "digest", "inputs", "results"}
 
 
 @pytest.fixture

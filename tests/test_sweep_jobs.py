@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SWEEP, SWEEP_VOLATILE as VOLATILE
 from prunelab import config, paths
 from prunelab.atomic import load_json
 from prunelab.cli import run
@@ -22,20 +23,6 @@ from prunelab.sweep import all_cells
 REPO = Path(__file__).resolve().parents[1]
 # Four cells: prune.method x prune.sparsity, seed 0.
 VARIANTS = [("random", 0.5), ("random", 0.9), ("magnitude", 0.5), ("magnitude", 0.9)]
-SWEEP = """
-[sweep]
-kind = "at_init"
-stages = ["prune", "test"]
-variants = [
-{variants}
-]
-
-[sweep.grid]
-seed = [0]
-"""
-# What differs between two runs of the same cell (as in test_shard.py): timings, when and by
-# which command it ran, the digests that cover those, and where the cell's files are.
-VOLATILE = {"latency", "made_by", "digest", "inputs", "results"}
 
 
 def _write_sweep(path: Path, variants: list[str]) -> Path:
