@@ -1,4 +1,5 @@
-"""The at-init family's second benchmark, sweep scaling: cells per hour of one small at-init grid at --jobs 1 and --jobs N.
+"""The at-init family's second benchmark, sweep scaling: cells per hour of one small at-init
+grid at --jobs 1 and --jobs N.
 
 The grid (8 cells: random masks at 4 compressions x 2 seeds, LeNet-5 fine-tuned for 2 epochs on
 20,000 real Fashion-MNIST images, 1 torch thread each) runs twice into fresh temporary results

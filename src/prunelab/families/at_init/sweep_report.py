@@ -77,7 +77,8 @@ def layer_sections(exp: Experiment, cells: list[Cell], compression: float) -> li
              for i, layer in enumerate(first)]
     positive = [[layer.name] + [_positive_share(models[m], layer.name) for m in stats] for layer in first]
     seeds = ", ".join(f"{m}: seed {c.seed}" for m, c in chosen.items())
-    sections = [f"## Per layer at {compression:g}x", f"One run per method ({seeds}); the classifier is not pruned.",
+    classifier = "the classifier is pruned too" if exp.prune.prune_classifier else "the classifier is not pruned"
+    sections = [f"## Per layer at {compression:g}x", f"One run per method ({seeds}); {classifier}.",
                 "### Sparsity per layer (%)", table(sparsity, ["layer", "weight shape"] + list(stats)),
                 "### Effective MACs per layer", table(flops, ["layer", "dense MACs"] + list(stats)),
                 "### Positive share of the kept weights per layer (%, after training)",
@@ -158,8 +159,8 @@ def write_report(exp: Experiment, summary: dict, experiments: dict[str, Experime
         f"Config `{exp.path}`; {measured}/{plural(len(cells), 'cell')} measured; mean ± std over "
         f"{'seed' if len(seeds) == 1 else 'seeds'} {words([str(seed) for seed in seeds])}. "
         f"Scope {first.prune.scope}; {plural(first.prune.finetune.epochs, 'training epoch')} after pruning. "
-        "Compression = "
-        "prunable (conv/linear, classifier excluded) weights / kept ones. Test time: median CPU forward time of "
+        f"Compression = prunable (conv/linear, classifier {'included' if first.prune.prune_classifier else 'excluded'}) "
+        "weights / kept ones. Test time: median CPU forward time of "
         "one batch at the largest configured batch size (masked weights are stored dense, so it does not fall "
         "with compression). MACs: fvcore, each conv/linear layer scaled by its weight density.",
     ]
