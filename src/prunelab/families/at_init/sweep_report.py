@@ -175,7 +175,8 @@ def write_report(exp: Experiment, summary: dict, experiments: dict[str, Experime
     if chosen is not None:
         sections += layer_sections(exp, cells, chosen)
     controls, deltas = controls_table(cells)
-    sections += ["## Controls: shuffled and re-initialized masks (top-1 %, difference to plain)", controls]
+    if deltas:  # a grid without shuffle / reinit cells gets no empty table
+        sections += ["## Controls: shuffled and re-initialized masks (top-1 %, difference to plain)", controls]
     sections += ordering_section(cells, deltas)
     sections += published_section(first.model.arch, first.data.dataset)
     sections += ["## Achieved vs target density, layer collapse",
