@@ -73,8 +73,12 @@ def mean_std(values: list[float]) -> tuple[float, float] | None:
     return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def _fmt(stats: tuple[float, float] | None, digits: int) -> str:
-    return "-" if stats is None else f"{stats[0]:.{digits}f} ± {stats[1]:.{digits}f}"
+def _fmt(values: list[float], digits: int) -> str:
+    """mean ± std of the seeds' values; the value alone for one seed (no spread to show); "-" for none."""
+    if len(values) < 2:
+        return f"{values[0]:.{digits}f}" if values else "-"
+    mean, std = mean_std(values)
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def _latency_ms(metrics: dict) -> float:
@@ -115,7 +119,7 @@ def compressions(cells: list[Cell]) -> list[float]:
 def quantity_table(cells: list[Cell], quantity: str) -> str:
     values, digits = grid_values(cells, quantity), QUANTITIES[quantity][2]
     rows = [[f"{c:g}x" + (" (dense)" if c == 1 else "")]
-            + [_fmt(mean_std(values.get((c, m), [])), digits) for m in methods(cells)] for c in compressions(cells)]
+            + [_fmt(values.get((c, m), []), digits) for m in methods(cells)] for c in compressions(cells)]
     return table(rows, ["compression"] + methods(cells))
 
 
@@ -132,10 +136,10 @@ def controls_table(cells: list[Cell]) -> tuple[str, list[tuple[str, float, str, 
         if len(by_control) < 2 or "plain" not in by_control:
             continue
         plain, plain_std = mean_std(by_control["plain"])
-        row = [method, f"{compression:g}x", _fmt(mean_std(by_control["plain"]), 2)]
+        row = [method, f"{compression:g}x", _fmt(by_control["plain"], 2)]
         for control in controls:
             stats = mean_std(by_control.get(control, []))
-            row.append("-" if stats is None else f"{_fmt(stats, 2)} ({stats[0] - plain:+.2f})")
+            row.append("-" if stats is None else f"{_fmt(by_control[control], 2)} ({stats[0] - plain:+.2f})")
             if stats is not None:
                 tolerance = max(CLOSE_POINTS, 2 * max(plain_std, stats[1]))
                 deltas.append((method, compression, control, stats[0] - plain, tolerance))

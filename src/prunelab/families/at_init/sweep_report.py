@@ -154,10 +154,10 @@ def write_report(exp: Experiment, summary: dict, experiments: dict[str, Experime
     measured = sum(c.metrics is not None for c in cells)
     seeds = sorted({c.seed for c in cells})
     first = cells[0].exp
+    over_seeds = f"one seed ({seeds[0]})." if len(seeds) == 1 else f"mean ± std over seeds {words(map(str, seeds))}."
     sections = [
         f"# {exp.name}: pruning at initialization, {first.model.arch} on {dataset_label(first.data.dataset)}",
-        f"Config `{exp.path}`; {measured}/{plural(len(cells), 'cell')} measured; mean ± std over "
-        f"{'seed' if len(seeds) == 1 else 'seeds'} {words([str(seed) for seed in seeds])}. "
+        f"Config `{exp.path}`; {measured}/{plural(len(cells), 'cell')} measured; {over_seeds} "
         f"Scope {first.prune.scope}; {plural(first.prune.finetune.epochs, 'training epoch')} after pruning. "
         f"Compression = prunable (conv/linear, classifier {'included' if first.prune.prune_classifier else 'excluded'}) "
         "weights / kept ones. Test time: median CPU forward time of "
