@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import SWEEP, SWEEP_VOLATILE as VOLATILE
 from prunelab import config, paths
@@ -188,7 +189,9 @@ def test_the_sweep_scaling_benchmark_runs_the_grid_both_ways(tmp_path, monkeypat
     data = Path(__file__).resolve().parents[1] / "dataset"
     if not (data / "fashion-mnist").is_dir():
         pytest.skip("needs the real Fashion-MNIST in dataset/ (get-dataset)")
+    torch.set_num_threads(2)
     (row,) = sweep_scaling(jobs=2, data_root=str(data), images=300, epochs=1)
+    assert torch.get_num_threads() == 2  # the grid's threads = 1 does not leak into the next benchmark
     serial, parallel = float(row["--jobs 1 s"]), float(row["--jobs 2 s"])
     assert serial > 0 and parallel > 0
     assert float(row["--jobs 1 cells/hour"].replace(",", "")) == pytest.approx(CELLS * 3600 / serial, rel=0.01)

@@ -13,6 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 from ... import config
 from ...stages.sweep import sweep
 
@@ -56,7 +58,7 @@ def sweep_scaling(jobs: int | None = None, data_root: str = "dataset", images: i
                   epochs: int = 2) -> list[dict]:
     """One row: cells per hour at --jobs 1 and --jobs `jobs` (default: the CPUs this process may use)."""
     jobs = jobs or max(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2)
-    seconds = {}
+    seconds, threads = {}, torch.get_num_threads()  # the sweep sets the grid's thread count: restored after
     for count in (1, jobs):
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "grid.toml"
@@ -64,7 +66,10 @@ def sweep_scaling(jobs: int | None = None, data_root: str = "dataset", images: i
                                         images=images, epochs=epochs))
             exp = config.load(str(path))
             start = time.perf_counter()
-            sweep(exp, jobs=count)
+            try:
+                sweep(exp, jobs=count)
+            finally:
+                torch.set_num_threads(threads)
             seconds[count] = time.perf_counter() - start
     return [{
         "grid": f"{CELLS} cells: LeNet-5, {images:,} images, {epochs} epochs, 1 thread each",
