@@ -4,8 +4,8 @@ Each is a [train] / [prune.finetune] option (OptimConfig). Every option that cha
 numbers is off by default, so a checked-in CPU report is reproduced by the same command;
 `channels_last = "auto"` turns channels_last on where no CPU report can change: on CUDA.
 Measured (results/benchmarks.md, docs/speed.md): channels_last makes conv nets' steps
-1.3-1.6x faster on this CPU; torch.compile made LeNet-5 slower on CPU, and pays on a GPU
-where launches dominate (mode "reduce-overhead" replays the step's kernels as CUDA graphs).
+1.1-1.2x faster per epoch on this CPU; torch.compile made LeNet-5 slower on CPU; it is meant for a GPU
+where launches dominate (mode "reduce-overhead": CUDA graphs), which no run here has measured.
 """
 
 from __future__ import annotations

@@ -138,7 +138,8 @@ def fit(
     """
     device = next(model.parameters()).device
     channels_last = accel.uses_channels_last(cfg.channels_last, model, device)
-    accel.to_memory_order(model, channels_last)  # before the optimizer and hooks see the parameters
+    if channels_last:
+        accel.to_memory_order(model, True)  # before the optimizer and hooks see the parameters
     optimizer = build_optimizer(model, cfg)
     for hook in hooks:
         hook.attach(model, optimizer)
@@ -225,5 +226,6 @@ def fit(
             progress.update(task, status=f"epoch {epoch + 1}/{cfg.epochs} loss {row['train_loss']:.3f} {tested}")
             console.print(f"{description} epoch {epoch + 1}/{cfg.epochs}: train loss {row['train_loss']:.4f}, "
                           f"{tested} ({train_seconds:.1f}s)")
-    accel.to_memory_order(model, False)  # artifacts and later stages see the standard layout
+    if channels_last:
+        accel.to_memory_order(model, False)  # artifacts and later stages see the standard layout
     return log

@@ -135,7 +135,8 @@ def _work(job: CellJob, run_cell: RunCell) -> Outcome:
             sys.stdout, sys.stderr = saved
 
 
-def _cpus() -> int:
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
@@ -188,7 +189,7 @@ def run_jobs(exp: Experiment, todo: list[tuple[str, Experiment, dict]], total: i
         return
     console.print(f"{done} of {total} cells finished already; running {plural(len(todo), 'cell')} in "
                   f"{plural(workers, 'job')}", markup=False, highlight=False)
-    cpus = _cpus()
+    cpus = usable_cpus()
     if workers * exp.threads > cpus:
         console.print(f"{plural(workers, 'job')} x {plural(exp.threads, 'thread')} on {plural(cpus, 'CPU')}: "
                       "the jobs will share cores (each keeps the config's threads; --threads sets them)",

@@ -8,7 +8,6 @@ roots, serially and in N worker processes; the figure is cells / wall hour of ea
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ import torch
 
 from ... import config
 from ...stages.sweep import sweep
+from ...stages.sweep_jobs import usable_cpus
 
 GRID = """
 name = "bench_sweep_scaling"
@@ -57,7 +57,7 @@ CELLS = 8
 def sweep_scaling(jobs: int | None = None, data_root: str = "dataset", images: int = 20_000,
                   epochs: int = 2) -> list[dict]:
     """One row: cells per hour at --jobs 1 and --jobs `jobs` (default: the CPUs this process may use)."""
-    jobs = jobs or max(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2)
+    jobs = jobs or max(2, usable_cpus())
     seconds, threads = {}, torch.get_num_threads()  # the sweep sets the grid's thread count: restored after
     for count in (1, jobs):
         with tempfile.TemporaryDirectory() as folder:

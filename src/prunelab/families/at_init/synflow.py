@@ -17,7 +17,7 @@ weights tie), goes through the general top-k selection instead.
 `synflow_exact_rounds = false` prunes rounds 1 .. rounds-1 at thresholds estimated from a
 sample (densities within about 1% of the schedule's). The last round's scores always go to
 the caller's exact selection. Conv nets are scored in channels_last memory order (oneDNN's
-kernels; 1.7x faster at batch 1 on CPU); the scores are the same up to float rounding.
+kernels; 1.5-1.7x faster at batch 1 on CPU); the scores are the same up to float rounding.
 """
 
 from __future__ import annotations
