@@ -8,9 +8,11 @@ import torch.nn as nn
 
 from ...checkpoints import build_for
 from ...config import Experiment
+from ...data.catalog import DATASETS
 from ...log import console
 from ...pruning.masks import MaskSet
 from ...pruning.schedule import round_targets
+from .connectivity import Connectivity, connectivity
 
 # Seed offsets so the controls' random draws differ from the model's own initialization.
 SHUFFLE_SEED_OFFSET = 1_000_003
@@ -56,8 +58,10 @@ def collapsed_layers(masks: dict[str, torch.Tensor], threshold: float) -> list[s
     return [name for name, density in layer_densities(masks).items() if density <= threshold]
 
 
-def round_checks(exp: Experiment, k: int, masks: MaskSet, controls: list[str]) -> dict:
-    """Target vs achieved density and collapsed layers of round k (printed, and returned for the log)."""
+def round_checks(exp: Experiment, k: int, model: nn.Module, masks: MaskSet, controls: list[str],
+                 zero_kept: dict[str, int]) -> dict:
+    """Target vs achieved density, collapsed and disconnected layers and the kept weights whose score
+    was exactly 0 (ties.py) of round k (printed, and returned for the log)."""
     cfg = exp.prune
     state = masks.state()
     density, layer_density = round_targets(cfg, k)
@@ -75,9 +79,27 @@ def round_checks(exp: Experiment, k: int, masks: MaskSet, controls: list[str]) -
     for name in collapsed:
         console.print(f"[yellow]layer collapse: {name} keeps {int(state[name].sum())} of {sizes[name]:,} weights "
                       f"(<= {100 * cfg.at_init.collapse_density:g}%)[/]")
+    paths = connectivity(model, state, DATASETS[exp.data.dataset].image_shape)
+    for name in paths.disconnected:
+        console.print(f"[yellow]layer collapse: no kept weight of {name} lies on a path from input to output[/]")
+    zero = sum(zero_kept.values())
+    if zero:
+        layers = ", ".join(f"{name} {n:,}" for name, n in zero_kept.items() if n)
+        console.print(f"[yellow]{zero:,} kept weights have a score of exactly 0 ({layers}): the budget needed them "
+                      f"(prune.at_init.count = {cfg.at_init.count!r} fills it in torch.topk's order)[/]")
     return {
         "target_density": target_kept / total,
         "min_layer_density": min(layer_densities(state).values()),
         "collapsed_layers": ";".join(collapsed),
         "controls": "+".join(controls),
+        **connectivity_fields(paths),
+        "zero_score_kept": zero,
+        "zero_score_layers": ";".join(f"{name}:{n}" for name, n in zero_kept.items() if n),
     }
+
+
+def connectivity_fields(paths: Connectivity) -> dict:
+    """The log fields of a Connectivity (the sweep report reads them back)."""
+    effective = paths.effective_density
+    return {"empty_layers": ";".join(paths.empty), "disconnected_layers": ";".join(paths.disconnected),
+            "effective_density": "" if effective is None else effective}

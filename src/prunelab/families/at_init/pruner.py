@@ -12,7 +12,9 @@ from ...pruning.mask_pruner import MaskPruner
 from ...report.experiment import rounds_description, target_text
 from ...train import fit
 from .controls import apply_controls, round_checks
-from .scores import at_init_masks
+from ...errors import UserError
+from .scores import scored_masks
+from .ties import ZeroScoreTies, zero_score_kept
 
 
 def pretrain(ctx: PruneContext) -> list[dict]:
@@ -37,11 +39,16 @@ class AtInitPruner(MaskPruner):
                        if ctx.exp.prune.at_init.shuffle else None)
 
     def round_masks(self, k: int, current: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return at_init_masks(self.exp.prune, k, self.model, current, self.ctx.train_loader)
+        try:
+            masks, scores = scored_masks(self.exp.prune, k, self.model, current, self.ctx.train_loader)
+        except ZeroScoreTies as error:
+            raise UserError(f"{self.exp.path}: prune.at_init.{error}") from None
+        self.zero_kept = zero_score_kept(scores, masks)
+        return masks
 
     def after_update(self, k: int) -> dict:
         controls = apply_controls(self.exp, self.model, self.masks, self.before)
-        return round_checks(self.exp, k, self.masks, controls)
+        return round_checks(self.exp, k, self.model, self.masks, controls, self.zero_kept)
 
 
 def describe(exp: Experiment) -> str:

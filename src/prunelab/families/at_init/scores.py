@@ -33,6 +33,7 @@ from ...pruning.schedule import round_targets
 from ...pruning.scores import SCORES, batchnorm_mode, eval_mode
 from ...pruning.selection import select_in_scope
 from . import synflow  # registers "synflow" in SCORES
+from .ties import check_original_ties
 
 
 def _weights(model: nn.Module, names: list[str]) -> list[torch.Tensor]:
@@ -102,14 +103,25 @@ def grasp_scores(model: nn.Module, names: list[str], loader=None, cfg=None) -> d
     return {name: w.detach() * hg for name, w, hg in zip(names, weights, hessian_grad)}
 
 
-def at_init_masks(cfg: PruneConfig, k: int, model: nn.Module, current: dict[str, torch.Tensor],
-                  loader=None) -> dict[str, torch.Tensor]:
-    """The masks of round k: score (SynFlow: `synflow_rounds` rounds, see synflow.py), then select exactly."""
+def scored_masks(cfg: PruneConfig, k: int, model: nn.Module, current: dict[str, torch.Tensor],
+                 loader=None) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(masks, scores) of round k: score (SynFlow: `synflow_rounds` rounds, see synflow.py; its scores
+    are the last round's), then select exactly. With `count = "synaptic_flow"` a budget that needs
+    zero-score weights raises ties.ZeroScoreTies, as the original code stops there."""
     density, layer_density = round_targets(cfg, k)
     if cfg.method == "synflow":
         scores, current = synflow.iterate(cfg, model, current, loader, density, layer_density)
     else:
         scores = SCORES.get(cfg.method)(model, list(current), loader=loader, cfg=cfg.at_init)
     # Under scope "layer" each layer is at the target on its own; the pruner refuses a floor above it.
-    return select_in_scope(cfg.scope, scores, current, density, layer_density, cfg.at_init.min_layer_density,
-                           cfg.at_init.count)
+    masks = select_in_scope(cfg.scope, scores, current, density, layer_density, cfg.at_init.min_layer_density,
+                            cfg.at_init.count)
+    if cfg.at_init.count == "synaptic_flow":
+        check_original_ties(cfg.method, 1 / density, scores, current, masks)
+    return masks, scores
+
+
+def at_init_masks(cfg: PruneConfig, k: int, model: nn.Module, current: dict[str, torch.Tensor],
+                  loader=None) -> dict[str, torch.Tensor]:
+    """The masks of round k (scored_masks without the scores)."""
+    return scored_masks(cfg, k, model, current, loader)[0]
