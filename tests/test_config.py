@@ -32,7 +32,7 @@ def test_checked_in_configs_are_valid(path, monkeypatch):
 @pytest.mark.parametrize(
     "patch, key, words",
     [
-        ({"train": {"epochz": 3}}, "train.epochz", "Extra inputs"),
+        ({"train": {"epochz": 3}}, "train.epochz", "unknown key; did you mean `train.epochs`?"),
         ({"train": {"epochs": -1}}, "train.epochs", "greater than or equal to 0"),
         ({"train": {"epochs": "ten"}}, "train.epochs", "integer"),
         ({"prune": {"sparsity": 1.3}}, "prune.sparsity", "less than 1"),
@@ -72,10 +72,10 @@ def test_overrides_are_typed_and_checked(tiny_config, capsys):
     path = tiny_config()
     exp = config.load(path, ["train.epochs=7", "train.lr=0.2", "model.arch=lenet5", "data.augment=['flip']"])
     assert (exp.train.epochs, exp.train.lr, exp.model.arch, exp.data.augment) == (7, 0.2, "lenet5", ["flip"])
-    code, err = run_task(capsys, "train", str(path), "--set", "train.epochs=-2")
-    assert code == 2 and "train.epochs" in err and str(path) in err
+    code, err = run_task(capsys, "train", str(path), "--set", "train.epochs=-2")  # blamed on the --set, not the file
+    assert code == 2 and err.strip() == "error: --set train.epochs=-2: Input should be greater than or equal to 0 (got -2)"
     code, err = run_task(capsys, "train", str(path), "--set", "train.epocs=2")
-    assert code == 2 and "train.epocs" in err and "Extra inputs" in err
+    assert code == 2 and err.strip() == "error: --set train.epocs=2: unknown key; did you mean `train.epochs`?"
     with pytest.raises(UserError, match="expected KEY=VALUE"):
         config.load(path, ["train.epochs"])
 
