@@ -11,6 +11,7 @@ share of every global batch; hooks always see the model itself, never the wrappe
 from __future__ import annotations
 
 import math
+import re
 import time
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import torch.nn.functional as F
 from . import accel, distributed
 from .atomic import load_torch, save_torch
 from .config import FinetuneConfig, OptimConfig
+from .errors import UserError
 from .evaluate import evaluate
 from .log import console, progress_bar
 from .pruning.masks import MaskSet
@@ -119,6 +121,44 @@ def training_loss(
     return loss, logits, images
 
 
+def settings_table(description: str) -> str | None:
+    """The config table of the spine's fits, by the description they pass: [train] for training and
+    pre-training (its recipe), [prune.finetune] for a round's fine-tuning ("<unit> k/n fine-tune").
+    None for any other: its caller names its table through fit's `settings`."""
+    if description in ("train", "pre-train"):
+        return "train"
+    return "prune.finetune" if re.search(r"\d+/\d+ fine-tune$", description) else None
+
+
+def all_finite(model: nn.Module) -> torch.Tensor:
+    """One on-device flag: every parameter and floating buffer (BatchNorm statistics) is finite."""
+    tensors = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+    return torch.stack([torch.isfinite(t).all() for t in tensors]).all()
+
+
+def diverged(description: str, epoch: int, cfg: OptimConfig, settings: str | None, what: str,
+             state_path: Path) -> UserError:
+    """The one-line error for a non-finite loss or weight: the stage, the epoch, the keys to look at.
+    Raised before the epoch's state is saved: the previous epoch's state (if any) stays."""
+    key = f"{settings}." if settings else ""
+    kept = f" (the state after epoch {epoch - 1} stays in {state_path})" if epoch > 1 else ""
+    return UserError(
+        f"{description} diverged in epoch {epoch}/{cfg.epochs}: {what}; lower {key}lr (now {cfg.lr:g}) or check "
+        f"{key}optimizer ({cfg.optimizer}), {key}weight_decay ({cfg.weight_decay:g}) and {key}precision "
+        f"({cfg.precision}); nothing was recorded as done{kept}"
+    )
+
+
+def no_learning(loss: float, classes: int, description: str) -> str | None:
+    """The warning for a first epoch no better than chance: the mean cross-entropy of a uniform guess
+    over `classes` is ln(classes) (nats)."""
+    chance = math.log(classes)
+    if loss > chance:
+        return (f"training loss after epoch 1 was {loss:.4f}, above ln(classes) = {chance:.4f}: "
+                f"the model did not start to learn ({description})")
+    return None
+
+
 def fit(
     model: nn.Module,
     train_loader,
@@ -128,6 +168,7 @@ def fit(
     config_hash: str,
     description: str = "train",
     hooks: list[TrainHook] | tuple[TrainHook, ...] = (),
+    settings: str | None = None,
 ) -> list[dict]:
     """Train for cfg.epochs, evaluating and checkpointing (atomically) after each epoch.
 
@@ -135,7 +176,14 @@ def fit(
     after its last finished epoch. Returns the per-epoch log rows (a hook with a
     `column` adds one: the mean of its penalty per image). Under torchrun every rank
     resumes from the same state, logs the same rows, and only rank 0 writes the state.
+
+    Divergence guard: at the epoch's one host synchronization, a non-finite loss, penalty, parameter
+    or buffer is a UserError naming `description`, the epoch and the keys of `settings` (the config
+    table of `cfg`, e.g. "prune.finetune"; default: settings_table(description)), raised before the
+    epoch's state is saved, so the last good epoch's state stays for a rerun. A first epoch whose loss
+    is above ln(classes) gets a `warning` in its row (and on the console).
     """
+    settings = settings or settings_table(description)
     device = next(model.parameters()).device
     channels_last = accel.uses_channels_last(cfg.channels_last, model, device)
     if channels_last:
@@ -159,6 +207,7 @@ def fit(
     net = accel.compiled(distributed.wrap(model), cfg.compile)
     loader = train_loader.shard(distributed.rank(), world) if world > 1 else train_loader
     steps_per_epoch = len(loader)
+    classes = 0  # the logits' width, read from the first step's output
     with progress_bar() as progress:
         task = progress.add_task(
             description, total=cfg.epochs * steps_per_epoch, completed=start_epoch * steps_per_epoch, status=""
@@ -180,6 +229,7 @@ def fit(
                     loss, logits, fed = training_loss(net, images, labels, cfg, mix_generator, batch)
                     for hook in hooks if labels.numel() else ():  # an empty share's loss stays 0
                         loss = hook.transform(loss, fed, logits)
+                classes = logits.shape[-1]  # for the first epoch's chance level, ln(classes)
                 objective = loss
                 if batch is not None:
                     # DDP averages the ranks' gradients: weighting each rank's mean loss by its share of
@@ -203,20 +253,33 @@ def fit(
             # DDP sends rank 0's buffers (BatchNorm statistics) before each forward, so after the last
             # step each rank holds its own: take rank 0's, to evaluate and save the same model everywhere.
             distributed.broadcast_(model.buffers())
+            # The epoch's one host synchronization: the sums and the finiteness flag in one transfer.
+            loss_total, correct_total, finite, *penalty_totals = torch.stack(
+                [loss_sum, correct, all_finite(model).to(loss_sum.dtype), *penalty_sums.values()]).tolist()
+            faults = [] if math.isfinite(loss_total) else [f"the training loss is {loss_total}"]
+            faults += [f"the {column} is {total}" for column, total in zip(penalty_sums, penalty_totals)
+                       if not math.isfinite(total)]
+            faults += [] if finite else ["a weight is no longer finite"]
+            if faults:  # before the state is saved: the last good epoch's state stays
+                raise diverged(description, epoch + 1, cfg, settings, " and ".join(faults), state_path)
             seen = loader.num_samples  # every image once per epoch, over all ranks
             evaluated = (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs
             test = evaluate(model, test_loader) if evaluated else {"loss": None, "accuracy": None}
             row = {
                 "epoch": epoch + 1,
                 "lr": lr_at(cfg, epoch + 1),
-                "train_loss": loss_sum.item() / seen,  # the epoch's one host synchronization
-                "train_accuracy": 100.0 * correct.item() / seen,
+                "train_loss": loss_total / seen,
+                "train_accuracy": 100.0 * correct_total / seen,
                 "test_loss": test["loss"],
                 "test_accuracy": test["accuracy"],
                 "seconds": train_seconds,
             }
-            for column, total in penalty_sums.items():
-                row[column] = total.item() / seen
+            for column, total in zip(penalty_sums, penalty_totals):
+                row[column] = total / seen
+            warning = no_learning(row["train_loss"], classes, description) if epoch == 0 and classes else None
+            if warning:
+                row["warning"] = warning
+                console.print(f"[yellow]warning:[/] {warning}")
             log.append(row)
             with distributed.rank_zero_writes() as writing:
                 if writing:

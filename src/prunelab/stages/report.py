@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import shutil
 from pathlib import Path
 from dataclasses import asdict, dataclass
@@ -58,6 +59,17 @@ def _measured(exp: Experiment) -> tuple[dict, dict]:
     return measured, loaded
 
 
+def training_warnings(exp: Experiment, loaded: dict) -> list[str]:
+    """A line for each training whose first epoch was no better than chance (the `warning` fit puts in
+    that epoch's row): the dense training's log in dense.pt, the prune stage's pre-training and
+    fine-tuning in prune_train_log.csv (written with pruned.pt)."""
+    rows = list(loaded.get("dense", {}).get("log", []))
+    if "pruned" in loaded and paths.prune_train_log(exp).is_file():
+        with paths.prune_train_log(exp).open(newline="") as handle:
+            rows += list(csv.DictReader(handle))
+    return [f"warning: {row['warning']}" for row in rows if row.get("warning")]
+
+
 @dataclass(frozen=True)
 class Built:
     """One experiment's report: its header, the sections after it, and the terminal lines."""
@@ -89,6 +101,7 @@ def build(exp: Experiment) -> Built:
         summary_table(compared, published),
         " ".join(filter(None, [change_note(compared, published),
                                references.dataset_note(published, exp.data.dataset)])),
+        *training_warnings(exp, loaded),
     ]
     if exp.prune is not None:
         sections += ["## Pruning rounds", family.of(exp).describe(exp), tables.rounds_table(log)]
