@@ -8,12 +8,18 @@ runs here. Comparisons are in float64 to a relative 1e-10, not bitwise (CPUs may
 SynFlow's 100 exact rounds match with `count = "synaptic_flow"` (the original keeps N - int((1 - d_r) N)
 weights in round r; prunelab's default round(d_r N) keeps one fewer in about half the rounds, see
 tools/conformance/README.md). Random masks match when both draw from the same seed (float32).
+
+Zero ties (synaptic_flow_zero_ties.json, same tool): where the original's global threshold is 0 it
+keeps only the positive scores, fewer than its budget, and prune_loop stops when that is 5 or more
+short; prunelab's count = "synaptic_flow" refuses (ties.ZeroScoreTies), count = "nearest" fills the
+budget with zero-score weights around the original's, and elsewhere both keep the original's weights.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -22,9 +28,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from prunelab import config
-from prunelab.families.at_init.scores import at_init_masks
+from prunelab.errors import UserError
+from prunelab.families.at_init.pruner import AtInitPruner
+from prunelab.families.at_init.scores import at_init_masks, scored_masks
 from prunelab.families.at_init.synflow import AbsoluteNetwork
+from prunelab.families.at_init.ties import ZeroScoreTies, compression_keeping, zero_score_kept
+from prunelab.family import PruneContext
 from prunelab.pruning.scores import SCORES
+from prunelab.pruning.selection import kept_count
 
 DATA = json.loads((Path(__file__).parent / "data" / "conformance" / "synaptic_flow.json").read_text())
 SHAPES = {name: tuple(shape) for name, shape in DATA["network"]["shapes"].items()}
@@ -181,3 +192,173 @@ def test_the_default_count_is_the_nearest_one():
     nearest = [round(0.1 ** (r / 100) * total) for r in range(1, 101)]
     assert {a - b for a, b in zip(originals, nearest)} == {0, 1}
     assert sum(a != b for a, b in zip(originals, nearest)) == 45
+
+
+# Zero ties. tests/data/conformance/synaptic_flow_zero_ties.json: the same network, scored on the same
+# inputs with channel `zero_channel` set to 0 in every image (so SNIP and GraSP score the conv1 weights
+# that read it exactly 0, besides the weights of units dead on every image), and what the original's
+# global mask and prune_loop did at each density (tools/conformance/synaptic_flow.py, zero_ties).
+
+ZERO = json.loads((Path(__file__).parent / "data" / "conformance" / "synaptic_flow_zero_ties.json").read_text())
+# Where the original's threshold is 0: it keeps only the positive scores, fewer than its budget.
+TIED = [case for case in ZERO["cases"] if case["threshold"] == 0.0]
+UNTIED = [case for case in ZERO["cases"] if case["threshold"] != 0.0]
+
+
+def _case_id(case: dict) -> str:
+    return f"{case['method']}-{case['density']:.4g}"
+
+
+def _case(method: str, density: float) -> dict:
+    return next(c for c in ZERO["cases"] if c["method"] == method and c["density"] == density)
+
+
+def _zero_channel_batches() -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """As the generator's zero_channel_batches."""
+    batches = _batches()
+    for images, _ in batches:
+        images[:, ZERO["zero_channel"]] = 0.0
+    return batches
+
+
+def _unpack(digits: str, shape: tuple) -> torch.Tensor:
+    """The generator's bitmap(): 4 flat entries per hex digit, the first the highest bit."""
+    bits = "".join(f"{int(d, 16):04b}" for d in digits)[: math.prod(shape)]
+    return torch.tensor([b == "1" for b in bits]).view(shape)
+
+
+def _original(case: dict) -> dict[str, torch.Tensor]:
+    return {name: _unpack(case["masks"][name], SHAPES[name]) for name in WEIGHTS}
+
+
+def _scored(case: dict, count: str):
+    cfg = _prune(case["method"], case["density"], count=count)
+    return scored_masks(cfg, 1, _model(), _dense(), loader=_zero_channel_batches())
+
+
+def _kept_total(masks: dict[str, torch.Tensor]) -> int:
+    return sum(int(m.count_nonzero()) for m in masks.values())
+
+
+def test_zero_channel_inputs_are_the_generators():
+    sums = ZERO["checksums"]
+    batches = _zero_channel_batches()
+    assert [float(x.sum()) for x, _ in batches] == pytest.approx(sums["images"], rel=1e-12)
+    assert [y.tolist() for _, y in batches] == sums["labels"] and sums["zero_channel_abs_sum"] == 0.0
+    assert ZERO["total"] == sum(math.prod(SHAPES[n]) for n in WEIGHTS)
+    for case in ZERO["cases"]:  # both count conventions keep the same number at every recorded density
+        assert case["budget"] == round(case["density"] * ZERO["total"]) == kept_count(
+            case["density"], ZERO["total"], "synaptic_flow")
+
+
+@pytest.mark.parametrize("method", ["snip", "grasp"])
+def test_scores_are_exactly_zero_where_the_originals_are(method):
+    scores = SCORES.get(method)(_model(), WEIGHTS, loader=_zero_channel_batches(), cfg=_prune(method, 0.5).at_init)
+    assert (scores["conv1.weight"][:, ZERO["zero_channel"]] == 0).all()
+    for case in (c for c in ZERO["cases"] if c["method"] == method):
+        signs = case["signs"]["layers"]
+        for name in WEIGHTS:
+            s = scores[name]
+            assert {"positive": int((s > 0).sum()), "zero": int((s == 0).sum()), "negative": int((s < 0).sum())} \
+                == signs[name], (name, case["density"])
+    # At a threshold of 0 the original keeps exactly the positive scores: the same weights as prunelab's.
+    for case in (c for c in TIED if c["method"] == method):
+        original = _original(case)
+        assert all(torch.equal(scores[n] > 0, original[n]) for n in WEIGHTS), case["density"]
+
+
+def test_the_recorded_cases_cover_a_stop_and_a_shortfall_the_original_lets_through():
+    """The original's prune_loop prints its ERROR line and quits when the kept count is 5 or more
+    from N d; at 0.952 it is 4 short and goes on with the positive scores."""
+    assert {_case_id(c) for c in TIED} == {"snip-0.96", "snip-0.952", "grasp-0.56"}
+    for case in TIED:
+        assert case["kept"] == case["signs"]["positive"] < case["budget"]
+        assert case["aborted"] == (abs(case["kept"] - case["expected"]) >= 5)
+        if case["aborted"]:
+            line = f"ERROR: {float(case['kept'])} prunable parameters remaining, expected {case['expected']}"
+            assert case["error"] == line
+        else:
+            assert case["error"] is None and case["budget"] - case["kept"] == 4
+    for case in UNTIED:
+        assert case["kept"] == case["budget"] and not case["aborted"] and case["error"] is None
+
+
+@pytest.mark.parametrize("case", TIED, ids=_case_id)
+def test_synaptic_flow_count_refuses_a_budget_the_originals_threshold_of_0_cannot_meet(case):
+    """prunelab refuses every such budget, also 1 to 4 weights short, where the original goes on (0.952)."""
+    with pytest.raises(ZeroScoreTies) as raised:
+        _scored(case, "synaptic_flow")
+    assert isinstance(raised.value, ValueError)
+    message = str(raised.value)
+    assert "\n" not in message
+    # The count the original keeps at this threshold, and the compression that is.
+    assert f"keeps the {case['kept']:,} positive ones" in message
+    assert f"{ZERO['total'] / case['kept']:.4g}x at the lowest" in message
+    zeros = case["signs"]["zero"]
+    assert f"needs {case['budget'] - case['kept']:,} of the {zeros:,} weights whose score is exactly 0" in message
+
+
+@pytest.mark.parametrize("case", TIED, ids=_case_id)
+def test_nearest_count_fills_the_budget_with_zero_scores_around_the_originals_weights(case):
+    masks, scores = _scored(case, "nearest")
+    original = _original(case)
+    assert _kept_total(masks) == case["budget"]
+    for name in WEIGHTS:
+        assert not (original[name] & ~masks[name]).any(), name  # every weight the original keeps
+        assert torch.equal(masks[name] & (scores[name] != 0), original[name]), name  # and its only nonzero ones
+    assert sum(zero_score_kept(scores, masks).values()) == case["budget"] - case["kept"]
+
+
+@pytest.mark.parametrize("count", ["nearest", "synaptic_flow"])
+@pytest.mark.parametrize("case", UNTIED, ids=_case_id)
+def test_both_counts_keep_the_originals_weights_where_no_zero_is_at_its_cut(case, count):
+    masks, scores = _scored(case, count)
+    assert _kept(masks) == _kept(_original(case))
+    # GraSP's negative scores rank below the zeros: at 1/1.705 and 0.7 every zero is kept, with no tie.
+    zeros = case["signs"]["zero"] if case["threshold"] < 0 else 0
+    assert sum(zero_score_kept(scores, masks).values()) == zeros
+
+
+@pytest.mark.parametrize("case", [c for c in TIED if c["aborted"]], ids=_case_id)
+def test_the_compressions_the_refusal_names_are_ones_the_original_meets(case):
+    with pytest.raises(ZeroScoreTies) as raised:
+        _scored(case, "synaptic_flow")
+    message = str(raised.value)
+    named = [float(re.search(r"reach ([0-9.]+)x at the lowest", message).group(1))]
+    lower = re.search(r"lower it to ([0-9.]+)x or below", message)
+    assert (lower is not None) == (case["signs"]["negative"] > 0)
+    if lower:
+        named.append(float(lower.group(1)))
+    for compression in named:
+        met = _case(case["method"], 1 / compression)  # recorded for these
+        assert met["kept"] == met["budget"] and not met["aborted"] and met["threshold"] != 0
+
+
+def test_the_named_compression_keeps_no_more_than_the_positive_scores_under_the_count():
+    """N / P to 4 digits can keep a zero-score weight again: 10,000 / 8,000 = 1.25x keeps
+    10,000 - int(0.19999999999999996 x 10,000) = 8,001; the refusal names 1.251x."""
+    assert kept_count(1 / 1.25, 10_000, "synaptic_flow") == 8_001
+    assert compression_keeping(10_000, 8_000, at_most=True) == 1.251
+    assert compression_keeping(10_000, 5_000, at_most=False) == 2.0
+    assert compression_keeping(10**7, 10**6 + 1, at_most=True) == 10.0  # across a decade
+    for total, keep in [(9_880, 9_402), (9_880, 5_316), (1_000_003, 123_457), (61_706, 6_171)]:
+        upper, lower = compression_keeping(total, keep, True), compression_keeping(total, keep, False)
+        assert kept_count(1 / upper, total, "synaptic_flow") <= keep <= kept_count(1 / lower, total, "synaptic_flow")
+        assert upper - lower <= 10.0 ** (math.floor(math.log10(upper)) - 3) * 2
+
+
+def test_the_pruner_turns_zero_ties_into_one_user_error():
+    case = _case("snip", 0.96)
+    raw = {"method": "snip", "start": "init", "scope": "global", "density": case["density"],
+           "prune_classifier": True, "at_init": {"score_batches": 2, "count": "synaptic_flow"}}
+    exp = config.parse({"name": "conformance", "prune": raw}, "zero_ties.toml")
+    ctx = PruneContext(exp=exp, model=_model(), train_loader=_zero_channel_batches(), test_loader=None,
+                       device=torch.device("cpu"))
+    pruner = AtInitPruner(ctx)
+    assert pruner.names == WEIGHTS
+    with pytest.raises(UserError) as raised:
+        pruner.prune_round(1)
+    message = str(raised.value)
+    assert len(message.splitlines()) == 1
+    assert message.startswith('zero_ties.toml: prune.at_init.count = "synaptic_flow": snip at 1.042x')
+    assert f"{ZERO['total'] / case['kept']:.4g}x" in message
