@@ -1,5 +1,6 @@
 """Model checkpoints: state_dict + masks (or another family entry) + the config hash they were made from;
-and the experiment's model, built fresh or from a checkpoint."""
+their freshness, and the refusal to replace one made with other `--set` overrides; and the experiment's
+model, built fresh or from a checkpoint."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Callable
 
 import torch.nn as nn
 
-from . import family, provenance
+from . import config, family, provenance
 from .atomic import load_torch, save_torch
 from .config import Experiment
 from .data.catalog import DATASETS
@@ -36,14 +37,54 @@ def save(path: Path, model: nn.Module, config_hash: str, masks: dict | None = No
 
 def is_current(path: Path, config_hash: str, inputs: dict[str, str] | None = None) -> bool:
     """True if `path` loads intact, was made from a config with this hash and from these inputs
-    (the digests of the artifacts it was made from, e.g. the dense model a pruned one started from)."""
+    (the digests of the artifacts it was made from, e.g. the dense model a pruned one started from).
+    An intact one that is not current is about to be replaced: refused (UserError) when it was made
+    with other overrides that matter to it (refuse_replacing); stages call this only without --force."""
     if not path.is_file():
         return False
     try:
         checkpoint = load_torch(path)
     except UserError:
         return False
-    return checkpoint.get("config_hash") == config_hash and checkpoint.get("inputs", {}) == (inputs or {})
+    if checkpoint.get("config_hash") == config_hash and checkpoint.get("inputs", {}) == (inputs or {}):
+        return True
+    refuse_replacing(path, checkpoint)
+    return False
+
+
+def _without_seeds(overrides: list[str] | tuple[str, ...]) -> list[str]:
+    """The overrides less `seeds=...`: which seeds run never changes one seed's artifact."""
+    return [item for item in overrides if item.split("=", 1)[0].strip() != "seeds"]
+
+
+def refuse_replacing(path: Path, checkpoint: dict) -> None:
+    """Stop a run that would replace an intact artifact made with other `--set` overrides, where they
+    change its stage's hash: a run with overrides shares <results_root>/<name>/ with the plain run, and
+    silently retraining over either loses it. The hash test reads the run's config with each side's
+    overrides, so overrides of keys outside the stage hash (data.source, [test], results_root) never
+    stop it. Sweep cells and seed replicates record their command's overrides (the grid's and the
+    seed's values are not overrides), so they are compared the same way. No record, no command line
+    (library use), or old overrides the config no longer takes: nothing to compare, the stage goes on."""
+    invocation, made = provenance.current(), checkpoint.get("made_by")
+    if invocation is None or not isinstance(made, dict):
+        return
+    before, now = list(made.get("overrides", [])), list(invocation.overrides)
+    if _without_seeds(before) == _without_seeds(now):
+        return
+    stage = making_task(path)
+    try:
+        hashes = {config.load(invocation.config, _without_seeds(items)).stage_hash(stage) for items in (before, now)}
+    except UserError:
+        return
+    if len(hashes) == 1:
+        return
+
+    def shown(items: list[str]) -> str:
+        return " ".join(provenance.set_words(items)) or "no overrides"
+
+    raise UserError(f"{path}: made with {shown(before)}, this run has {shown(now)}; "
+                    f"`{invocation.command(None, '--force')}` replaces it, "
+                    "or --set results_root=<another dir> keeps both")
 
 
 def read_input(exp: Experiment, path: Path, read: Callable[[Path], dict] = load_torch,
@@ -52,7 +93,9 @@ def read_input(exp: Experiment, path: Path, read: Callable[[Path], dict] = load_
     damaged with the command that (re)makes it (`task`, by default the one that writes the file)."""
     task = task or making_task(path)
     if not path.is_file():
-        raise UserError(f"{path}: not found; {provenance.run_hint(exp, task)} first")
+        # Run outside the repository the config belongs to, the hint would remake it in the wrong place.
+        elsewhere = provenance.elsewhere(exp, path)
+        raise UserError(f"{path}: not found; {elsewhere or provenance.run_hint(exp, task) + ' first'}")
     try:
         return read(path)
     except UserError as error:

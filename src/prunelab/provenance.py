@@ -5,7 +5,8 @@ it ran through `pixi run`, plain python or the `prunelab` command). Every artifa
 writes carries a `made_by` record built from it: the command, the overrides, the torch
 thread count, torch and Python versions, the device and the CPU (CPU results are
 bit-identical only on the same kind of CPU). Hints in error messages repeat the user's own
-command form and overrides, so following one literally works.
+command form and overrides, so following one literally works; run from a directory other than
+the one a repository's config assumes, a missing input says so (`elsewhere`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Iterator
 import torch
 
 from .config import Experiment
+from .config.load import set_item
 from .report.markdown import plural
 
 CONSOLE = "prunelab"  # the console script's name (pyproject's [project.scripts]) and its runner
@@ -50,10 +52,15 @@ class Invocation:
             words = [f"python tasks/{task}.py"]
         words.append(shlex.quote(config if config is not None else self.config))
         if keep_overrides:
-            words += [f"--set {shlex.quote(item)}" for item in self.overrides]
+            words += set_words(self.overrides)
             if self.threads is not None:
                 words.append(f"--threads {self.threads}")
         return " ".join(words + list(extra))
+
+
+def set_words(overrides: list[str] | tuple[str, ...]) -> list[str]:
+    """`--set KEY=VALUE` items as the user types them: ["--set train.epochs=1", "--set 'seeds=[0]'"]."""
+    return [set_item(item) for item in overrides]
 
 
 def _runner() -> tuple[str, str]:
@@ -85,6 +92,11 @@ def _without_cli(config: str = "") -> Invocation:
     return Invocation(config=config, runner=runner, environment=environment)
 
 
+def current() -> Invocation | None:
+    """The running task's invocation; None in library use (no task command line, no overrides)."""
+    return _current
+
+
 def invocation(exp: Experiment) -> Invocation:
     """The running task's invocation, or (library use, tests) a plain one for the config."""
     return _current if _current is not None else _without_cli(exp.path)
@@ -98,6 +110,28 @@ def command(exp: Experiment, task: str, *extra: str) -> str:
 
 def run_hint(exp: Experiment, task: str, *extra: str) -> str:
     return f"run `{command(exp, task, *extra)}`"
+
+
+# Files that mark a repository's root: a config in <root>/configs/ assumes it is run from <root>.
+ROOT_MARKERS = ("pyproject.toml", "pixi.toml")
+
+
+def elsewhere(exp: Experiment, missing: Path | None = None) -> str | None:
+    """Why a relative input path may be missing: "you are in /tmp; the config's relative paths are read
+    from the current directory: cd /repo first", when the config lives in <root>/configs/ (<root> holding
+    pyproject.toml or pixi.toml), the current directory is not <root>, and the `missing` path (without
+    one: data.root, results_root or train.pretrained) is relative; else None. Running from elsewhere
+    is allowed: only a "not found" error carries this."""
+    candidates = [missing] if missing is not None else [exp.data.root, exp.results_root, exp.train.pretrained]
+    relative = [path for path in candidates if path is not None and not Path(path).is_absolute()]
+    folder = next((parent for parent in Path(exp.path).resolve().parents if parent.name == "configs"), None)
+    if not relative or folder is None or not any((folder.parent / name).is_file() for name in ROOT_MARKERS):
+        return None
+    here, root = Path.cwd().resolve(), folder.parent
+    if here == root:
+        return None
+    return (f"you are in {here}; the config's relative paths are read from the current directory: "
+            f"cd {shlex.quote(str(root))} first")
 
 
 def config_for(artifact: Path) -> Path | None:
