@@ -1,16 +1,21 @@
 """Argument parsing shared by every task file: CONFIG [--set key=value ...] [--threads N] [--force];
-and the `prunelab` command (pyproject's [project.scripts]): `prunelab TASK CONFIG ...`, the same
-tasks for pip users."""
+the benchmarks' options (tasks/bench.py); and the `prunelab` command (pyproject's [project.scripts]):
+`prunelab TASK CONFIG ...`, `prunelab bench`, `prunelab tests`: the tasks of pixi for pip users."""
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import re
+import subprocess
 import sys
-import textwrap
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
-from . import config, provenance
+import torch
+
+from . import config, paths, provenance
+from .bench import run_benchmarks
 from .errors import DriftFound, UserError
 from .log import error_console
 from .stages import STAGES
@@ -39,6 +44,12 @@ def _positive(text: str) -> int:
 TASK_FLAGS: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "publish": [("--allow-overrides", {"action": "store_true",
                                        "help": "publish a run made with --set overrides (the report lists them)"})],
+    "reproduce": [
+        ("--jobs", {"type": _positive, "default": None, "metavar": "N",
+                    "help": "with `seeds`, run N seeds at a time, each in its own process (default: as many as "
+                            "the usable CPUs hold at the config's threads; 1: one after another); every seed keeps "
+                            "the config's threads, so its numbers are the serial run's"}),
+    ],
     "sweep": [
         ("--shard", {"type": _shard, "metavar": "K/N",
                      "help": "run only the K-th of N disjoint slices of the grid (1 <= K <= N; cell i goes to "
@@ -87,6 +98,14 @@ def parse_args(task: str, argv: list[str] | None, default_config: str | None, pr
     return parser.parse_args(argv)
 
 
+def _located(message: str, experiment: config.Experiment | None) -> str:
+    """A missing input's error, plus where its relative paths were looked for when the task runs outside
+    the repository its config belongs to (provenance.elsewhere). Every missing-input error says "not
+    found" (checkpoints.read_input, the data set, train.pretrained, atomic reads, sweep.json)."""
+    note = provenance.elsewhere(experiment) if experiment is not None and " not found" in message else None
+    return f"{message}; {note}" if note and note not in message else message
+
+
 def run(task: str, argv: list[str] | None = None, default_config: str | None = None,
         runner: str | None = None) -> int:
     """Run one stage; bad input -> one line on stderr and exit status 2. `runner`: the command form
@@ -94,6 +113,7 @@ def run(task: str, argv: list[str] | None = None, default_config: str | None = N
     prog = f"{runner} {task.replace('_', '-')}" if runner else None
     args = parse_args(task, argv, default_config, prog)
     options, flag_words = _task_options(task, args)
+    experiment = None
     try:
         experiment = config.load(args.config, args.overrides)
         if args.threads is not None:
@@ -107,7 +127,7 @@ def run(task: str, argv: list[str] | None = None, default_config: str | None = N
                                     markup=False, highlight=False)
                 return 130
     except UserError as error:
-        error_console.print(f"error: {error}", markup=False, highlight=False)
+        error_console.print(f"error: {_located(str(error), experiment)}", markup=False, highlight=False)
         return 2
     except DriftFound as drift:  # `check`: one line per figure that moved
         for line in drift.lines:
@@ -123,6 +143,50 @@ def main(task: str, default_config: str | None = None) -> None:
     sys.exit(run(task, sys.argv[1:], default_config or DEFAULT_CONFIGS.get(task)))
 
 
+def bench(argv: list[str] | None = None, prog: str = "tasks/bench.py") -> int:
+    """The speed benchmarks -> runs/benchmarks.md (results/benchmarks.md with --publish); the exit status."""
+    parser = argparse.ArgumentParser(prog=prog, description="Speed benchmarks; every ratio compares runs made in "
+                                     "the same invocation.")
+    parser.add_argument("--threads", type=_positive, default=1, metavar="N", help="torch CPU threads (default 1)")
+    parser.add_argument("--no-reproduce", action="store_true", help="skip the reproduce wall-time run (minutes)")
+    parser.add_argument("--publish", action="store_true",
+                        help="write the checked-in results/benchmarks.md instead of runs/benchmarks.md")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    try:
+        run_benchmarks(paths.benchmarks(args.publish), with_reproduce=not args.no_reproduce)
+    except UserError as error:
+        error_console.print(f"error: {error}", markup=False, highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        error_console.print("interrupted", markup=False)
+        return 130
+    return 0
+
+
+def bench_main() -> None:
+    """tasks/bench.py."""
+    sys.exit(bench(sys.argv[1:]))
+
+
+def tests(argv: list[str]) -> int:
+    """The test suite: `python -m pytest ARGS` (the README's test command, pixi's `tests` task) in the
+    repository root; pytest's exit status."""
+    if not Path("tests").is_dir():  # pytest would collect nothing and say only "no tests ran"
+        error_console.print(f"error: {Path.cwd()}: no tests/ folder here; run `{provenance.CONSOLE} tests` in the "
+                            "repository's root (the clone's top folder)", markup=False, highlight=False)
+        return 2
+    return subprocess.call([sys.executable, "-m", "pytest", *argv])
+
+
+# `prunelab` commands that are not stages (they take no CONFIG): name -> (one-line summary, runner).
+COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
+    "bench": ("Loader and training-speed benchmarks -> runs/benchmarks.md (--publish: results/benchmarks.md)",
+              lambda argv: bench(argv, prog=f"{provenance.CONSOLE} bench")),
+    "tests": ("The test suite: python -m pytest [pytest's arguments], in the repository root", tests),
+}
+
+
 def _summary(task: str) -> str:
     """A task's one-line description: its stage's docstring up to the first ". " or the first "; "
     outside parentheses."""
@@ -130,28 +194,52 @@ def _summary(task: str) -> str:
     return re.split(r"\. |; (?![^(]*\))", paragraph)[0].rstrip(".")
 
 
-def _task_name(text: str) -> str:
-    task = text.replace("-", "_")  # `prunelab get-dataset` as in pixi, or get_dataset as the task file
-    if task not in STAGES:
-        names = ", ".join(name.replace("_", "-") for name in STAGES)
-        raise argparse.ArgumentTypeError(f"unknown task {text!r}; the tasks are {names}")
-    return task
+def task_lines() -> list[str]:
+    """Every `prunelab` task, one line each, in pixi's spelling (get-dataset)."""
+    summaries = {task.replace("_", "-"): _summary(task) for task in STAGES}
+    summaries.update({name: summary for name, (summary, _) in COMMANDS.items()})
+    return [f"  {name:<13}{summary}" for name, summary in summaries.items()]
+
+
+USAGE = (f"usage: {provenance.CONSOLE} TASK CONFIG [--set KEY=VALUE ...] [--threads N] [--force] [task flags]\n"
+         f"       {provenance.CONSOLE} bench [--threads N] [--no-reproduce] [--publish]\n"
+         f"       {provenance.CONSOLE} tests [pytest's arguments]")
+
+
+def _help() -> str:
+    return "\n".join([
+        USAGE, "", "Run one task of the pruning pipeline on an experiment config (the same tasks as `pixi r TASK` "
+        "and tasks/TASK.py).", "", "tasks:", *task_lines(), "",
+        f"`{provenance.CONSOLE} TASK --help` describes a task's flags. Run from the repository root: the config's "
+        "relative paths (data.root, results_root, train.pretrained) are read from the current directory.",
+    ])
+
+
+def _unknown(name: str) -> str:
+    """The error for a task name that is none: the closest task, or all of them."""
+    names = [task.replace("_", "-") for task in STAGES] + list(COMMANDS)
+    close = difflib.get_close_matches(name.replace("_", "-"), names, n=1)
+    if close:
+        return f"unknown task {name!r}; did you mean `{provenance.CONSOLE} {close[0]}`?"
+    return f"unknown task {name!r}; the tasks are {', '.join(names)}"
 
 
 def console(argv: list[str] | None = None) -> int:
-    """The `prunelab` command: `prunelab TASK CONFIG [--set KEY=VALUE ...] [--threads N] [--force]`;
-    returns the exit status (the console script exits with it)."""
-    tasks = "\n".join(textwrap.fill(_summary(task), width=100, initial_indent=f"  {task.replace('_', '-'):<13}",
-                                     subsequent_indent=" " * 15) for task in STAGES)
-    parser = argparse.ArgumentParser(
-        prog=provenance.CONSOLE, formatter_class=argparse.RawDescriptionHelpFormatter,
-        usage=f"{provenance.CONSOLE} TASK CONFIG [--set KEY=VALUE ...] [--threads N] [--force] [task flags]",
-        description="Run one task of the pruning pipeline on an experiment config (the same tasks as "
-                    "`pixi r TASK` and tasks/TASK.py).",
-        epilog=f"tasks:\n{tasks}\n\n`{provenance.CONSOLE} TASK --help` describes a task's flags. Run from the "
-               "directory the config's\nrelative paths (data.root, results_root, train.pretrained) are meant from.",
-    )
-    parser.add_argument("task", type=_task_name, metavar="TASK", help="one of the tasks below (- or _ alike)")
-    parser.add_argument("args", nargs=argparse.REMAINDER, help="CONFIG and the task's flags")
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    return run(args.task, args.args, DEFAULT_CONFIGS.get(args.task), runner=provenance.CONSOLE)
+    """The `prunelab` command: `prunelab TASK CONFIG [--set KEY=VALUE ...] [--threads N] [--force]`,
+    `prunelab bench [options]`, `prunelab tests [pytest's arguments]`; alone or with --help it lists
+    the tasks (exit 2 and 0). Returns the exit status (the console script exits with it)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        if argv:
+            print(_help())
+            return 0
+        error_console.print(f"{_help()}\n{provenance.CONSOLE}: error: no TASK given", markup=False, highlight=False)
+        return 2
+    name, rest = argv[0], argv[1:]
+    if name in COMMANDS:
+        return COMMANDS[name][1](rest)
+    task = name.replace("-", "_")  # `prunelab get-dataset` as in pixi, or get_dataset as the task file
+    if task not in STAGES:
+        error_console.print(f"{provenance.CONSOLE}: error: {_unknown(name)}", markup=False, highlight=False)
+        return 2
+    return run(task, rest, DEFAULT_CONFIGS.get(task), runner=provenance.CONSOLE)
