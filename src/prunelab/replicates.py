@@ -46,3 +46,15 @@ def over_seeds(stage: Callable[..., None]) -> Callable[..., None]:
             stage(seed_experiment, force=force, **options)
 
     return run
+
+
+def measured(exp: Experiment) -> tuple[list[Experiment], list[int]]:
+    """(the replicates whose test has run, the seeds whose has not): `check` and `report` work on the
+    seeds that exist, so one seed run alone (`reproduce --set 'seeds=[0]'`) can be checked and reported
+    without --set. A seed counts once its metrics.json is there (its other artifacts are checked when
+    read). When none is, every replicate: the first one's read names what to run."""
+    runs = replicates(exp)
+    present = [run for run in runs if paths.metrics(run).is_file()]
+    if not present:
+        return runs, []
+    return present, [run.seed for run in runs if not paths.metrics(run).is_file()]

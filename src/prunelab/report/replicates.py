@@ -1,5 +1,7 @@
 """The figures of a replicated config (`seeds`): each seed's accuracy, change and compression, their
-mean and sample standard deviation, the tables that show them and the terminal's lines."""
+mean and sample standard deviation, the tables that show them and the terminal's lines. One seed's
+figures are shown as they are ("seed 0", no ± and no mean or std rows); seeds that did not run are
+named where the seeds are counted ("over seed 0 (seeds 1, 2 not run)")."""
 
 from __future__ import annotations
 
@@ -67,6 +69,26 @@ def figures(per_seed: dict[int, tuple[Compared, list[dict]]]) -> dict[str, dict]
     return result
 
 
+def seed_list(seeds: list) -> str:
+    """'seed 0', 'seeds 1, 2'."""
+    return f"seed{'' if len(seeds) == 1 else 's'} {', '.join(map(str, seeds))}"
+
+
+def over(found: dict[str, dict], missing: list[int] = ()) -> str:
+    """What the figures are over: '3 seeds', 'seed 0' (one seed is named), then the seeds that did not
+    run: 'seed 0 (seeds 1, 2 not run)'."""
+    seeds = list(next(iter(found.values()))["values"]) if found else []
+    counted = seed_list(seeds) if len(seeds) == 1 else plural(len(seeds), "seed")
+    return f"{counted} ({seed_list(list(missing))} not run)" if missing else counted
+
+
+def not_run_line(where: str, present: list[int], missing: list[int], verb: str, command: str) -> str:
+    """The one line `check` and `report` print about the seeds that did not run, e.g. "runs/lenet5/seeds:
+    seeds 1, 2 not run (no metrics.json); reporting seed 0 alone; `CONFIG's reproduce` runs them"."""
+    return (f"{where}: {seed_list(missing)} not run (no metrics.json); {verb} {seed_list(present)}"
+            f"{' alone' if len(present) == 1 else ''}; `{command}` runs them")
+
+
 def _header(key: str, figure: dict) -> str:
     return FIGURES[key][0].format(label=figure["label"])
 
@@ -93,34 +115,41 @@ def _reference_cells(key: str, ref: Reference) -> str:
     return _value(key, value)
 
 
+def _single(found: dict[str, dict]) -> bool:
+    return bool(found) and len(next(iter(found.values()))["values"]) == 1
+
+
 def summary_table(found: dict[str, dict], references: list[Reference]) -> str:
-    """Ours as mean ± std over the seeds, then each published result that applies."""
-    seeds = len(next(iter(found.values()))["values"]) if found else 0
-    rows = [[f"ours, mean ± std over {plural(seeds, 'seed')}", *(mean_std(key, fig) for key, fig in found.items())]]
+    """Ours as mean ± std over the seeds (one seed: its figures), then each published result that applies."""
+    label = f"ours, {over(found)}" if _single(found) else f"ours, mean ± std over {over(found)}"
+    rows = [[label, *(mean_std(key, fig) for key, fig in found.items())]]
     rows += [[ref.label, *(_reference_cells(key, ref) for key in found)] for ref in references]
     return table(rows, ["", *(_header(key, fig) for key, fig in found.items())])
 
 
 def seeds_table(found: dict[str, dict]) -> str:
-    """One row per seed, then the mean and the standard deviation."""
-    seeds = list(next(iter(found.values()))["values"]) if found else []
+    """One row per seed, then the mean and the standard deviation; "" for one seed (its row would be
+    the summary's, its std undefined)."""
+    if _single(found) or not found:
+        return ""
+    seeds = list(next(iter(found.values()))["values"])
     rows = [[seed, *(_value(key, fig["values"][seed]) for key, fig in found.items())] for seed in seeds]
     rows.append(["mean", *(_value(key, fig["mean"]) for key, fig in found.items())])
     rows.append(["std", *(f"{fig['std']:.2f}" if fig["std"] is not None else "-" for fig in found.values())])
     return table(rows, ["seed", *(_header(key, fig) for key, fig in found.items())])
 
 
-def note(references: list[Reference], dataset: str) -> str:
+def note(references: list[Reference], dataset: str, found: dict[str, dict] | None = None) -> str:
+    spread = ("" if found is not None and _single(found) else
+              "± is the sample standard deviation over the seeds (n - 1); each seed's figures are in the next table.")
     return " ".join(filter(None, [
-        "± is the sample standard deviation over the seeds (n - 1); each seed's figures are in the next table. "
-        "A published row is one run of its authors, its change against its own dense model.",
+        spread, "A published row is one run of its authors, its change against its own dense model.",
         dataset_note(references, dataset),
     ]))
 
 
-def terminal_lines(title: str, found: dict[str, dict]) -> list[str]:
-    seeds = len(next(iter(found.values()))["values"]) if found else 0
-    lines = [f"{title} ({plural(seeds, 'seed')}, mean ± std)"]
+def terminal_lines(title: str, found: dict[str, dict], missing: list[int] = ()) -> list[str]:
+    lines = [f"{title} ({over(found, missing)})" if _single(found) else f"{title} ({over(found, missing)}, mean ± std)"]
     if "pruned_top1" in found:
         dense = f"dense {mean_std('dense_top1', found['dense_top1'])}% -> " if "dense_top1" in found else ""
         change = f" ({mean_std('change', found['change'])} points)" if "change" in found else ""

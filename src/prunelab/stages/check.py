@@ -2,7 +2,8 @@
 
 What is compared, published copy first, the run's second:
   a config with `seeds`: each seed's runs/<name>/seeds/seed-<k>/metrics.json with results/<name>/
-      replicates.json's "metrics"[k] (the seeds the config, after --set, names);
+      replicates.json's "metrics"[k] (the seeds the config, after --set, names, that have run: one line
+      names those that have not);
   a sweep: runs/<name>/sweep.json with results/<name>/sweep.json, cell by cell (matched by cell id);
   otherwise: runs/<name>/metrics.json with results/<name>/metrics.json, and compress.json with
       results/<name>/compress.json when that is checked in.
@@ -31,12 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from .. import checkpoints, paths
+from .. import checkpoints, paths, provenance
 from ..atomic import load_json
 from ..config import Experiment
 from ..errors import DriftFound, UserError
-from ..log import console
-from ..replicates import replicates
+from ..log import console, print_plain
+from ..replicates import measured as measured_seeds
+from ..report.replicates import not_run_line
 
 # Percentage points an accuracy may move. LeNet-5's seeds 0 and 1 made with AVX2 instead of AVX-512
 # kernels (same torch, one thread) moved their accuracies by 0.01 to 0.07 points; over seeds 0, 1, 2
@@ -154,8 +156,12 @@ def _read_run(exp: Experiment, path: Path) -> dict:
 
 def _seed_pairs(exp: Experiment, published: Path) -> list[Pair]:
     measured = load_json(published).get("metrics", {})
+    runs, missing = measured_seeds(exp)
+    if missing:
+        print_plain([not_run_line(str(paths.replicates_dir(exp)), [run.seed for run in runs], missing, "checking",
+                                  provenance.command(exp, "reproduce"))])
     found = []
-    for run in replicates(exp):
+    for run in runs:
         if str(run.seed) not in measured:
             held = ", ".join(measured) or "none"
             raise UserError(f"{published}: no seed {run.seed} (it holds seeds {held}); check only those, "
@@ -186,8 +192,10 @@ def _whole(exp: Experiment, published: Path, run: Path) -> Pair:
 def pairs(exp: Experiment) -> list[Pair]:
     """Every comparison `check` makes for this config (see the module docstring)."""
     published = paths.published_dir(exp)
-    if not published.is_dir():
-        raise UserError(f"{published}: no checked-in results for {exp.path} (`publish` writes them)")
+    if not published.is_dir():  # results/ is read from the current directory, as the config's paths are
+        elsewhere = provenance.elsewhere(exp, published)
+        raise UserError(f"{published}: no checked-in results for {exp.path} (`publish` writes them)"
+                        + (f"; {elsewhere}" if elsewhere else ""))
     if exp.seeds:
         return _seed_pairs(exp, published / paths.replicates_summary(exp).name)
     if exp.sweep is not None:

@@ -15,7 +15,7 @@ from ..errors import UserError
 from ..family import FAMILIES, ReportInputs
 from ..log import print_plain
 from ..metrics import layer_stats
-from ..replicates import replicates
+from ..replicates import measured as measured_seeds
 from ..report import baseline, references, terminal
 from ..report import experiment as tables
 from ..report import replicates as over_seeds
@@ -27,7 +27,7 @@ from .test import freshness, load_inputs, stage_inputs
 
 
 def seeds_text(exp: Experiment) -> str:
-    return f"seeds {', '.join(map(str, exp.seeds))}" if exp.seeds else f"seed {exp.seed}"
+    return over_seeds.seed_list(exp.seeds or [exp.seed])
 
 
 def header(exp: Experiment, measured: dict) -> list[str]:
@@ -145,9 +145,13 @@ def report(exp: Experiment, force: bool = False) -> None:
 
 
 def report_replicates(exp: Experiment) -> None:
-    """The figures of every seed, their mean ± std beside the published ones, then the first seed's
-    whole report -> report.md, replicates.json (the figures and each seed's metrics.json)."""
-    runs = replicates(exp)
+    """The figures of every seed that ran, their mean ± std beside the published ones, then the first
+    seed's whole report -> report.md, replicates.json (the figures and each seed's metrics.json). Seeds
+    whose test has not run are named, on the terminal and where the report counts the seeds."""
+    runs, missing = measured_seeds(exp)
+    if missing:
+        print_plain([over_seeds.not_run_line(str(paths.replicates_dir(exp)), [run.seed for run in runs], missing,
+                                             "reporting", provenance.command(exp, "reproduce"))])
     built = {run.seed: build(run) for run in runs}
     for run in runs:  # each seed's own report, beside its artifacts
         write(paths.report(run), built[run.seed].header + built[run.seed].body)
@@ -155,22 +159,22 @@ def report_replicates(exp: Experiment) -> None:
     figures = over_seeds.figures({seed: (b.compared, b.log) for seed, b in built.items()})
     published = references.applicable(exp)
     write_json(paths.replicates_summary(exp), {
-        "name": exp.name, "seeds": exp.seeds, "figures": figures,
-        "metrics": {str(seed): b.measured for seed, b in built.items()},
+        "name": exp.name, "seeds": [run.seed for run in runs], "figures": figures,
+        "metrics": {str(seed): b.measured for seed, b in built.items()}, **({"not_run": missing} if missing else {}),
     })
     if exp.report.plots and paths.density_plot(first).is_file():
         with atomic_path(paths.density_plot(exp)) as tmp:
             shutil.copyfile(paths.density_plot(first), tmp)
+    each = over_seeds.seeds_table(figures)  # none for one seed: its row is the summary's
     parts = header(exp, built[first.seed].measured) + [
-        f"## Over {plural(len(runs), 'seed')}",
+        f"## Over {over_seeds.over(figures, missing)}",
         over_seeds.summary_table(figures, published),
-        over_seeds.note(published, exp.data.dataset),
-        "## Each seed",
-        over_seeds.seeds_table(figures),
+        over_seeds.note(published, exp.data.dataset, figures),
+        *(["## Each seed", each] if each else []),
         f"## Seed {first.seed} in detail",
         f"Everything below is seed {first.seed}'s run (`{paths.run_dir(first)}`); "
         f"each seed's own report is `{paths.replicates_dir(exp)}/seed-<k>/report.md`.",
     ] + built[first.seed].body
     write(paths.report(exp), parts)
     title = terminal.experiment_title(exp.name, exp.model.arch, exp.data.dataset)
-    print_plain(terminal.fit(over_seeds.terminal_lines(title, figures)) + terminal.pointer(paths.report(exp)))
+    print_plain(terminal.fit(over_seeds.terminal_lines(title, figures, missing)) + terminal.pointer(paths.report(exp)))
