@@ -1,4 +1,5 @@
-"""`sweep --jobs N`: a grid's unfinished cells run in N worker processes, one whole cell per task.
+"""`sweep --jobs N`: a grid's unfinished cells run in N worker processes, one whole cell per task
+(`reproduce --jobs N` runs a `seeds` config's seeds the same way, a seed per cell).
 
 Workers are spawned, not forked, so no torch state (threads, CUDA) is shared with the parent.
 A worker gets only plain data (the config path, the command's --set and --threads, the cell's
@@ -41,6 +42,9 @@ from ..sweep import cell_experiment
 # run_cell(cell, stages, force): the serial sweep's own function, handed to the workers by
 # reference (pickled as its module and name), so both paths run a cell the same way.
 RunCell = Callable[[Experiment, tuple[str, ...], bool], None]
+# remake(base, cell_id, cell_overrides): the cell from the config as loaded (module-level, so it
+# pickles by reference): sweep.cell_experiment for a grid's cells, replicates.seed_cell for seeds.
+Remake = Callable[[Experiment, str, dict], Experiment]
 
 # After Ctrl-C: how long the running cells get to stop on the terminal's own interrupt, then on
 # one sent to them, before their processes are terminated (an atomic write left half-done then
@@ -63,6 +67,8 @@ class CellJob:
     force: bool
     fingerprint: str              # the parent's cell config (fingerprint()), to check the remade one
     log: str                      # paths.job_log of the cell
+    task: str = "sweep"           # the task the user ran, for made_by and hints
+    remake: Remake = cell_experiment
 
 
 @dataclass(frozen=True)
@@ -95,10 +101,10 @@ def _remake(job: CellJob) -> Experiment:
     base = config.load(job.config, list(job.overrides))
     if job.threads is not None:
         base.threads = job.threads
-    cell = cell_experiment(base, job.cell_id, job.cell_overrides)
+    cell = job.remake(base, job.cell_id, job.cell_overrides)
     if fingerprint(cell) != job.fingerprint:
         raise UserError(f"{job.config}: the cell remade in its worker process (from this file, --set and --threads) "
-                        "differs from the sweep's: the file or prunelab changed since the sweep started, or the "
+                        f"differs from the {job.task}'s: the file or prunelab changed since the sweep started, or the "
                         "sweep's config was changed in code or by a family registered at run time; run again, "
                         "or without --jobs")
     return cell
@@ -116,8 +122,8 @@ def _work(job: CellJob, run_cell: RunCell) -> Outcome:
             signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C stops the cell, as in a serial run
             with to_file(handle):
                 handle.write(f"--- {datetime.now(timezone.utc).isoformat(timespec='seconds')} "
-                             f"sweep --jobs: cell {job.cell_id} (pid {os.getpid()})\n")
-                with provenance.invoked("sweep", job.config, job.overrides, job.threads, job.runner):
+                             f"{job.task} --jobs: cell {job.cell_id} (pid {os.getpid()})\n")
+                with provenance.invoked(job.task, job.config, job.overrides, job.threads, job.runner):
                     run_cell(_remake(job), job.stages, job.force)
             return Outcome(job.cell_id)
         except UserError as error:
@@ -140,21 +146,22 @@ def usable_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _job(exp: Experiment, cell_id: str, cell: Experiment, overrides: dict, force: bool) -> CellJob:
+def _job(exp: Experiment, cell_id: str, cell: Experiment, overrides: dict, force: bool, stages: tuple[str, ...],
+         task: str, remake: Remake) -> CellJob:
     invocation = provenance.invocation(exp)  # the command line the sweep was started with
     return CellJob(invocation.config, invocation.overrides, invocation.threads, invocation.runner, cell_id,
-                   overrides, tuple(exp.sweep.stages), force, fingerprint(cell), str(paths.job_log(cell)))
+                   overrides, stages, force, fingerprint(cell), str(paths.job_log(cell)), task, remake)
 
 
-def _raise(failure: Outcome, log: str, others: int) -> None:
+def _raise(failure: Outcome, log: str, others: int, task: str) -> None:
     """The first failure, naming its cell, as a UserError (one line, exit 2) or, for a crash, an
     error whose cause prints the worker's traceback."""
     more = f"; {plural(others, 'other cell')} failed too" if others else ""
     output = f" (its output: {log})" if Path(log).is_file() else ""  # none if its worker could not start
     if failure.failure == "crash":
-        raise RuntimeError(f"sweep cell {failure.cell_id} failed in its worker process: {failure.message}{output}"
+        raise RuntimeError(f"{task} cell {failure.cell_id} failed in its worker process: {failure.message}{output}"
                            f"{more}") from WorkerTraceback(failure.trace)
-    raise UserError(f"sweep cell {failure.cell_id}: {failure.message}{output}{more}")
+    raise UserError(f"{task} cell {failure.cell_id}: {failure.message}{output}{more}")
 
 
 def _workers(before: set) -> list:
@@ -180,8 +187,10 @@ def _stop(running: dict[Future, CellJob], before: set) -> bool:
 
 
 def run_jobs(exp: Experiment, todo: list[tuple[str, Experiment, dict]], total: int, jobs: int, label: str,
-             force: bool, run_cell: RunCell) -> None:
-    """Run the cells in `todo` in up to `jobs` worker processes, under one bar of the `total` cells."""
+             force: bool, run_cell: RunCell, stages: tuple[str, ...] | None = None, task: str = "sweep",
+             remake: Remake = cell_experiment) -> None:
+    """Run the cells in `todo` in up to `jobs` worker processes, under one bar of the `total` cells;
+    each runs `stages` (default: the [sweep] table's) through run_cell."""
     workers = min(jobs, len(todo))
     done = total - len(todo)
     if not todo:
@@ -194,7 +203,8 @@ def run_jobs(exp: Experiment, todo: list[tuple[str, Experiment, dict]], total: i
         console.print(f"{plural(workers, 'job')} x {plural(exp.threads, 'thread')} on {plural(cpus, 'CPU')}: "
                       "the jobs will share cores (each keeps the config's threads; --threads sets them)",
                       markup=False, highlight=False)
-    queue = deque(_job(exp, cell_id, cell, overrides, force) for cell_id, cell, overrides in todo)
+    stages = tuple(exp.sweep.stages) if stages is None else stages
+    queue = deque(_job(exp, cell_id, cell, overrides, force, stages, task, remake) for cell_id, cell, overrides in todo)
     before = set(multiprocessing.active_children())
     executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_ignore_interrupts)
@@ -236,4 +246,4 @@ def run_jobs(exp: Experiment, todo: list[tuple[str, Experiment, dict]], total: i
         if len(interrupted) == len(failures):
             raise KeyboardInterrupt  # the workers alone were interrupted: the cli names the resuming command
         first, log = next((outcome, log) for outcome, log in failures if outcome.failure != "interrupted")
-        _raise(first, log, len(failures) - 1)
+        _raise(first, log, len(failures) - 1, task)
