@@ -15,6 +15,7 @@ from ...atomic import load_torch
 from ...config import Experiment
 from ...errors import UserError
 from ...report.markdown import table
+from .sweep_collapse import connectivity_of, zero_score_text
 
 # A control counts as "close" to the plain mask within this many top-1 points, or within twice the
 # larger seed standard deviation of the two (the seeds' own spread).
@@ -32,6 +33,7 @@ class Cell:
     metrics: dict | None  # metrics.json["pruned"], None until measured
     log: dict  # the last row of the rounds log in pruned.pt ({} until pruned)
     empty: str = "-"  # all-zero output filters / all filters of the masked layers ("-" until pruned)
+    connectivity: dict | None = None  # sweep_collapse.connectivity_of's fields (None until pruned)
 
 
 def _method_label(exp: Experiment) -> str:
@@ -39,15 +41,15 @@ def _method_label(exp: Experiment) -> str:
     return f"{exp.prune.method} (after {pre} ep)" if pre else exp.prune.method
 
 
-def _pruned_state(exp: Experiment) -> tuple[dict, str]:
-    """(the last rounds-log row, the empty filters) from the digest-checked pruned.pt, read once
-    (prune_log.csv holds the same rows, unchecked); ({}, "-") until pruned."""
+def _pruned_state(exp: Experiment) -> tuple[dict, str, dict | None]:
+    """(the last rounds-log row, the empty filters, the collapse fields) from the digest-checked
+    pruned.pt, read once (prune_log.csv holds the same rows, unchecked); ({}, "-", None) until pruned."""
     path = paths.pruned(exp)
     if not path.is_file():
-        return {}, "-"
+        return {}, "-", None
     checkpoint = load_torch(path)
     rows = checkpoint.get("log") or []
-    return (rows[-1] if rows else {}), empty_filters(checkpoint["masks"])
+    return (rows[-1] if rows else {}), empty_filters(checkpoint["masks"]), connectivity_of(exp, checkpoint)
 
 
 def load_cells(exp: Experiment, summary: dict, experiments: dict[str, Experiment]) -> list[Cell]:
@@ -158,14 +160,16 @@ def density_table(cells: list[Cell]) -> str:
     for cell in cells:
         log = cell.log
         if not log:
-            rows.append([cell.cell_id, cell.method, cell.control, f"{cell.compression:g}x"] + ["-"] * 5)
+            rows.append([cell.cell_id, cell.method, cell.control, f"{cell.compression:g}x"] + ["-"] * 7)
             continue
         target, achieved = float(log["target_density"]), float(log["density"])
         rows.append([cell.cell_id, cell.method, cell.control, f"{cell.compression:g}x", f"{100 * target:.4f}",
                      f"{100 * achieved:.4f}", f"{100 * float(log['min_layer_density']):.3f}", cell.empty,
-                     log.get("collapsed_layers") or "none"])
+                     log.get("collapsed_layers") or "none",
+                     cell.connectivity["disconnected_layers"].replace(";", ", ") or "none", zero_score_text(cell)])
     return table(rows, ["cell", "method", "control", "target", "target density (%)", "achieved density (%)",
-                         "lowest layer density (%)", "empty filters", "collapsed layers"])
+                         "lowest layer density (%)", "empty filters", "collapsed layers",
+                         "cut layers (no input-output path)", "kept weights with score 0"])
 
 
 def ordering_section(cells: list[Cell], deltas: list) -> list[str]:

@@ -25,6 +25,8 @@ from ...report.made_by import made_by_section
 from ...report.markdown import plural, table, words
 from ...report.references import dataset_label
 from ...report.terminal import INDENT, fit, pointer
+from .published import synflow_section
+from .sweep_collapse import collapse_section
 from .sweep_cells import (QUANTITIES, Cell, compressions, controls_table, density_table, grid_values, load_cells,
                           methods, ordering_section, quantity_table, mean_std)
 
@@ -169,6 +171,8 @@ def write_report(exp: Experiment, summary: dict, experiments: dict[str, Experime
         if exp.report.plots:
             quantity_plot(cells, quantity, paths.run_dir(exp) / png)
             sections.append(f"![{title}]({png})")
+        if quantity == "accuracy":
+            sections += collapse_section(cells, methods(cells))
     compressions_done = [c for c in compressions(cells) if c > 1]
     chosen = exp.sweep.report_compression or (max(compressions_done) if compressions_done else None)
     chosen = round(chosen, 6) if chosen is not None else None
@@ -179,9 +183,13 @@ def write_report(exp: Experiment, summary: dict, experiments: dict[str, Experime
         sections += ["## Controls: shuffled and re-initialized masks (top-1 %, difference to plain)", controls]
     sections += ordering_section(cells, deltas)
     sections += published_section(first.model.arch, first.data.dataset)
+    sections += synflow_section(first.model.arch, first.data.dataset)
     sections += ["## Achieved vs target density, layer collapse",
                  f"Collapsed: a masked weight at or under {100 * first.prune.at_init.collapse_density:g}% density. "
-                 "Empty filters: output channels with no weight left, over all masked layers.", density_table(cells)]
+                 "Cut: no kept weight on an input-output path (the layer-collapse section). "
+                 "Empty filters: output channels with no weight left, over all masked layers. Kept weights with "
+                 "score 0: the budget needed weights whose score was exactly 0 (filled in torch.topk's order; "
+                 "'not logged' for cells pruned before prunelab counted them).", density_table(cells)]
     if exp.sweep.discussion:
         sections += ["## Discussion", exp.sweep.discussion.strip()]
     sections += made_by_section(summary.get("made_by", {}), provenance.invocation(exp).overrides)
