@@ -29,6 +29,11 @@ def replicate(exp: Experiment, seed: int) -> Experiment:
                   drop=("seeds",))
 
 
+def seed_cell(exp: Experiment, cell_id: str, overrides: dict) -> Experiment:
+    """The replicate of `overrides["seed"]`: how a `reproduce --jobs` worker remakes its seed."""
+    return replicate(exp, overrides["seed"])
+
+
 def replicates(exp: Experiment) -> list[Experiment]:
     """Every seed's experiment, all validated before any runs; [] for a config without `seeds`."""
     return [replicate(exp, seed) for seed in exp.seeds]
