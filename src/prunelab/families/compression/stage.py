@@ -76,7 +76,7 @@ def compress(exp: Experiment, force: bool = False) -> None:
     if force:
         state_path.unlink(missing_ok=True)
     finetune_log = fit(model, train_loader, test_loader, cfg.finetune, state_path, config_hash,
-                       description="shared-weight fine-tune")
+                       description="shared-weight fine-tune", settings="compress.finetune")
     layers = bake(model, layers)
     accuracy["fine-tuned"] = evaluate(model, test_loader)["accuracy"]
     model.cpu()
