@@ -149,7 +149,8 @@ def note(references: list[Reference], dataset: str, found: dict[str, dict] | Non
 
 
 def terminal_lines(title: str, found: dict[str, dict], missing: list[int] = ()) -> list[str]:
-    lines = [f"{title} ({over(found, missing)})" if _single(found) else f"{title} ({over(found, missing)}, mean ± std)"]
+    spread = "" if _single(found) else ", mean ± std"  # one seed: its own figures
+    lines = [f"{title} ({over(found, missing)}{spread})"]
     if "pruned_top1" in found:
         dense = f"dense {mean_std('dense_top1', found['dense_top1'])}% -> " if "dense_top1" in found else ""
         change = f" ({mean_std('change', found['change'])} points)" if "change" in found else ""
