@@ -303,3 +303,21 @@ def test_pre_training_is_shared_between_runs_and_every_epoch_is_logged(tiny_conf
     assert [(r["phase"], r["round"], r["epoch"]) for r in rows] == [
         ("pre-train", "0", "1"), ("fine-tune", "1", "1"), ("fine-tune", "1", "2")]
     assert all(float(r["train_loss"]) > 0 and float(r["test_loss"]) > 0 for r in rows)
+
+
+def test_zero_ties_are_checked_in_the_groups_the_selection_ranks():
+    """scope "layer" ranks (and the original's 'local' masks cut) every layer alone: a layer whose
+    zero scores straddle its own cut is refused even when the pooled counts would not be."""
+    from prunelab.families.at_init.scores import selection_groups
+    from prunelab.families.at_init.ties import ZeroScoreTies, check_original_ties
+
+    names = ["a.weight", "b.weight"]
+    assert selection_groups("layer", names, 0.5, {}) == [(["a.weight"], 0.5), (["b.weight"], 0.5)]
+    assert selection_groups("global", names, 0.5, {"b.weight": 0.2}) == [(["b.weight"], 0.2), (["a.weight"], 0.5)]
+    # Layer a: 4 weights, 2 of them score 0; keeping 3 needs one of the zeros (straddles its cut).
+    scores = {"a.weight": torch.tensor([1.0, 2.0, 0.0, 0.0])}
+    current = {"a.weight": torch.ones(4, dtype=torch.bool)}
+    masks = {"a.weight": torch.tensor([True, True, True, False])}
+    with pytest.raises(ZeroScoreTies, match=r"snip at 1\.333x needs 1 of the 2 weights"):
+        check_original_ties("snip", 4 / 3, scores, current, masks)
+    check_original_ties("snip", 2.0, scores, current, {"a.weight": torch.tensor([True, True, False, False])})

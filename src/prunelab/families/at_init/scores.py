@@ -117,8 +117,20 @@ def scored_masks(cfg: PruneConfig, k: int, model: nn.Module, current: dict[str, 
     masks = select_in_scope(cfg.scope, scores, current, density, layer_density, cfg.at_init.min_layer_density,
                             cfg.at_init.count)
     if cfg.at_init.count == "synaptic_flow":
-        check_original_ties(cfg.method, 1 / density, scores, current, masks)
+        for names, group_density in selection_groups(cfg.scope, list(masks), density, layer_density):
+            check_original_ties(cfg.method, 1 / group_density, *({n: d[n] for n in names} for d in (scores, current, masks)))
     return masks, scores
+
+
+def selection_groups(scope: str, names: list[str], density: float,
+                     layer_density: dict[str, float]) -> list[tuple[list[str], float]]:
+    """The groups select_in_scope ranks separately, with their densities: every layer alone under
+    scope "layer" (as the original's 'local' masks), else each overridden layer alone and the rest pooled."""
+    if scope == "layer":
+        return [([name], layer_density.get(name, density)) for name in names]
+    pooled = [name for name in names if name not in layer_density]
+    return [([name], layer_density[name]) for name in names if name in layer_density] + \
+        ([(pooled, density)] if pooled else [])
 
 
 def at_init_masks(cfg: PruneConfig, k: int, model: nn.Module, current: dict[str, torch.Tensor],
