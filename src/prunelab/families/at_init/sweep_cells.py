@@ -37,8 +37,12 @@ class Cell:
 
 
 def _method_label(exp: Experiment) -> str:
-    pre = exp.prune.at_init.pre_epochs
-    return f"{exp.prune.method} (after {pre} ep)" if pre else exp.prune.method
+    """The method, with what sets its cells apart from the default scoring (pre-training, BatchNorm mode)."""
+    at = exp.prune.at_init
+    label = f"{exp.prune.method} (after {at.pre_epochs} ep)" if at.pre_epochs else exp.prune.method
+    if exp.prune.method == "grasp" and at.grasp_batchnorm != "eval":
+        label += f" (BatchNorm {at.grasp_batchnorm})"
+    return label
 
 
 def _pruned_state(exp: Experiment) -> tuple[dict, str, dict | None]:
