@@ -36,6 +36,8 @@ def overridden_stages(exp: Experiment) -> dict[str, list[str]]:
             found.setdefault(stage, [])
             found[stage] += [item for item in record.get("overrides", []) if item not in found[stage]]
     found["publish"] = list(provenance.invocation(exp).overrides)
+    # `seeds` only picks which replicates run; the report names the seeds that did (and the missing ones).
+    found = {stage: [item for item in items if item.split("=", 1)[0].strip() != "seeds"] for stage, items in found.items()}
     return {stage: overrides for stage, overrides in found.items() if overrides}
 
 
