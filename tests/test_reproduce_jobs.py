@@ -79,7 +79,13 @@ def test_default_jobs_fit_the_cores(seeds_config, monkeypatch):
     monkeypatch.setattr(reproduce_module, "usable_cpus", lambda: 16)
     assert default_jobs(exp) == 2  # never more than the seeds
     monkeypatch.setattr(reproduce_module, "usable_cpus", lambda: 1)
-    assert default_jobs(exp) == 1
+    assert default_jobs(exp) == 1  # 2 seeds on 1 core: one after the other (no tail to save)
+    exp.seeds = [0, 1, 2]
+    monkeypatch.setattr(reproduce_module, "usable_cpus", lambda: 2)
+    assert default_jobs(exp) == 3  # 3 seeds on 2 cores: all at once, no round with one seed alone
+    exp.seeds = [0, 1, 2, 3, 4]
+    assert default_jobs(exp) == 2  # more than twice the slots: 2 at a time
+    exp.seeds = [0, 1]
     exp.threads = 4
     monkeypatch.setattr(reproduce_module, "usable_cpus", lambda: 8)
     assert default_jobs(exp) == 2  # 8 CPUs / 4 threads each

@@ -31,8 +31,15 @@ def run_steps(run: Experiment, steps: tuple[str, ...], force: bool) -> None:
 
 
 def default_jobs(exp: Experiment) -> int:
-    """As many seeds at once as the usable CPUs hold at the config's threads each (at least 1)."""
-    return max(1, min(len(exp.seeds), usable_cpus() // max(1, exp.threads)))
+    """As many seeds at once as the usable CPUs hold at the config's threads each (at least 1); all
+    of them when that would leave a last round with idle cores and there are at most twice as many
+    seeds as slots (3 seeds on 2 cores: 3 jobs share the cores, the same CPU time without a tail in
+    which one seed runs alone)."""
+    slots = max(1, usable_cpus() // max(1, exp.threads))
+    seeds = len(exp.seeds)
+    if seeds <= slots or (seeds % slots and seeds <= 2 * slots):
+        return max(1, seeds)
+    return slots
 
 
 def reproduce(exp: Experiment, force: bool = False, jobs: int | None = None) -> None:
