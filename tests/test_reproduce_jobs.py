@@ -100,3 +100,14 @@ def test_a_failing_seed_is_named(seeds_config, tmp_path, capfd):
     line = err.strip().splitlines()[-1]
     assert line.startswith("error: reproduce cell seed-") and "train.pretrained" in line
     assert "1 other cell failed too" in line
+
+
+def test_bench_only_replaces_its_own_section():
+    """`bench --only seeds` puts its section in place of its earlier figures; the others stay."""
+    from prunelab.bench import merge_sections
+
+    text = "# Benchmarks\n\nheader\n\n## A (old)\n\n| a |\n\n## `reproduce` of x's seeds (old)\n\n| b |\n"
+    merged = merge_sections(text, [("`reproduce` of x's seeds (new)", [{"run": "serial", "seconds": "1.0"}])])
+    assert "## A (old)\n\n| a |" in merged and "(old)\n\n| b |" not in merged
+    assert merged.count("`reproduce` of x's seeds (new)") == 1 and "| serial" in merged
+    assert merge_sections("# Benchmarks\n", [("C", [{"k": 1}])]).startswith("# Benchmarks\n\n## C\n")

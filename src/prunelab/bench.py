@@ -6,7 +6,8 @@
    epoch (model FLOPs x 3 for forward + backward / measured matmul FLOP/s).
 2. The LeNet-5 epoch of prunelab's `fit` at 1 and 2 threads, standard vs channels_last order
    (the CPU target: <= 1.6 s on 2 cores).
-3. The wall time of `reproduce` for LeNet-5 (into a temporary results root).
+3. The wall time of `reproduce` for LeNet-5 (into a temporary results root), and a shortened
+   3-seed `reproduce` with its seeds one after the other and in parallel (bench_seeds.py).
 4. With CUDA: the GPU section (bench_gpu.py).
 5. Every family's own benchmark sections (family.Family.benchmark), in registration order (the
    at-init family's include sweep scaling: cells per hour at --jobs 1 and N).
@@ -29,6 +30,7 @@ from . import config, paths
 from .provenance import cpu_name
 from .atomic import write_text
 from .bench_gpu import fit_epoch, gpu_section
+from .bench_seeds import seeds_benchmark
 from .data.catalog import DATASETS
 from .data.loader import TensorLoader, load_splits
 from .family import FAMILIES, BenchSection
@@ -207,6 +209,34 @@ def _markdown(loader_rows, reproduce, family_sections: list[BenchSection]) -> st
     return "\n\n".join(lines) + "\n"
 
 
+# Sections that `bench --only NAME` measures alone, each merged into the existing file in place of
+# its earlier figures (the other sections keep theirs).
+ONLY = {"seeds": lambda: seeds_benchmark(torch.get_num_threads())}
+
+
+def merge_sections(text: str, sections: list[BenchSection]) -> str:
+    """`text` (a benchmarks.md) with each section replaced by the new one of the same title, or added."""
+    parts = text.rstrip("\n").split("\n\n## ")
+    for title, rows in sections:
+        new = f"{title}\n\n" + table([list(r.values()) for r in rows], list(rows[0].keys()))
+        key = title.split(" (", 1)[0]
+        matches = [i for i, part in enumerate(parts) if i and part.split(" (", 1)[0] == key]
+        if matches:
+            parts[matches[0]] = new
+        else:
+            parts.append(new)
+    return "\n\n## ".join(parts) + "\n"
+
+
+def run_only(output: Path, name: str) -> str:
+    """One ONLY section, merged into `output` (written fresh when there is none yet)."""
+    sections = ONLY[name]()
+    text = merge_sections(output.read_text() if output.is_file() else "# Benchmarks\n", sections)
+    write_text(output, text)
+    console.print(text)
+    return text
+
+
 def run_benchmarks(output: Path, config_path: str = BENCH_CONFIG, with_reproduce: bool = True) -> str:
     """Every benchmark, written to `output` (paths.benchmarks: runs/, or results/ when published)."""
     exp = config.load(config_path)
@@ -215,6 +245,8 @@ def run_benchmarks(output: Path, config_path: str = BENCH_CONFIG, with_reproduce
     sections = [("LeNet-5 training epoch of `fit` on 60k real images (batch 128): memory order and threads "
                  "(target: <= 1.6 s on 2 cores)", memory_order_benchmark(exp))]
     reproduce = reproduce_wall_time(config_path) if with_reproduce else None
+    if with_reproduce:
+        sections += seeds_benchmark(torch.get_num_threads())
     if torch.cuda.is_available():
         sections.append(gpu_section(torch.device("cuda")))
     for family in FAMILIES.values():

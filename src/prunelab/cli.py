@@ -15,7 +15,7 @@ from typing import Any, Callable
 import torch
 
 from . import config, paths, provenance
-from .bench import run_benchmarks
+from .bench import ONLY, run_benchmarks, run_only
 from .errors import DriftFound, UserError
 from .log import error_console
 from .stages import STAGES
@@ -151,10 +151,15 @@ def bench(argv: list[str] | None = None, prog: str = "tasks/bench.py") -> int:
     parser.add_argument("--no-reproduce", action="store_true", help="skip the reproduce wall-time run (minutes)")
     parser.add_argument("--publish", action="store_true",
                         help="write the checked-in results/benchmarks.md instead of runs/benchmarks.md")
+    parser.add_argument("--only", choices=sorted(ONLY), help="measure this section alone and put it in place of its "
+                        "earlier figures (seeds: reproduce's seeds serial vs parallel)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
-        run_benchmarks(paths.benchmarks(args.publish), with_reproduce=not args.no_reproduce)
+        if args.only:
+            run_only(paths.benchmarks(args.publish), args.only)
+        else:
+            run_benchmarks(paths.benchmarks(args.publish), with_reproduce=not args.no_reproduce)
     except UserError as error:
         error_console.print(f"error: {error}", markup=False, highlight=False)
         return 2
