@@ -190,3 +190,20 @@ def test_a_read_only_results_root_is_exit_2_one_line(tiny_config, monkeypatch, c
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "read-only file system" in err and "results_root" in err
     assert not root.exists()
+
+
+def test_a_read_only_data_root_is_exit_2_one_line(tiny_config, monkeypatch, capsys):
+    """get-dataset's own copies and directories (not atomic_path's) give the same one line."""
+    path = tiny_config(train={"epochs": 1})
+    root = Path(experiment(path).data.root)
+    real = os.mkdir
+
+    def mkdir(name, *args, **kwargs):
+        if _under(root, name):
+            raise _refuse(errno.EROFS, name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    assert run("get_dataset", [str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "read-only file system" in err and "data.root" in err
