@@ -1,4 +1,5 @@
-"""How a training step runs on the hardware: memory order, autocast precision, torch.compile.
+"""How a training step runs on the hardware: memory order, autocast precision, torch.compile, and
+flushing subnormal floats on the CPU.
 
 Each is a [train] / [prune.finetune] option (OptimConfig). Every option that changes the
 numbers is off by default, so a checked-in CPU report is reproduced by the same command;
@@ -49,3 +50,17 @@ def compiled(net: nn.Module, mode: str) -> nn.Module:
     """The module to call in the training step: itself, or torch.compile'd in `mode`. Masks,
     regularizers and hooks act on the module's own parameters, which compiling shares."""
     return net if mode == "off" else torch.compile(net, mode=mode)
+
+
+@contextlib.contextmanager
+def flushed_denormals(on: bool, device: torch.device):
+    """With `on` and a CPU device: subnormal floats flush to zero inside the block (the CPU's FTZ/DAZ
+    modes, torch.set_flush_denormal), and the default (off) is restored after it."""
+    if not (on and device.type == "cpu"):
+        yield
+        return
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)

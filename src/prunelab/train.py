@@ -208,7 +208,7 @@ def fit(
     loader = train_loader.shard(distributed.rank(), world) if world > 1 else train_loader
     steps_per_epoch = len(loader)
     classes = 0  # the logits' width, read from the first step's output
-    with progress_bar() as progress:
+    with progress_bar() as progress, accel.flushed_denormals(cfg.flush_denormal, device):
         task = progress.add_task(
             description, total=cfg.epochs * steps_per_epoch, completed=start_epoch * steps_per_epoch, status=""
         )

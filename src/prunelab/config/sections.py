@@ -58,6 +58,9 @@ class DataConfig(Section):
     # Batch-level augmentation, applied to uint8 tensors on the training set only.
     augment: list[Literal["crop", "flip"]] = []
     crop_padding: int = Field(2, ge=0)  # pixels of zero padding before the random crop
+    # false: raw [0, 1] pixels (x / 255), as DeepHoyer's MNIST code feeds them; true: the data set's
+    # mean and std are subtracted and divided out (the catalog's normalization).
+    normalize: bool = True
     # 0 = the whole split; N = the first N images (tests and quick runs).
     train_subset: int = Field(0, ge=0)
     test_subset: int = Field(0, ge=0)
@@ -113,6 +116,11 @@ class OptimConfig(Section):
     compile: Literal[COMPILE_MODES] = "off"  # type: ignore[valid-type]  (accel.COMPILE_MODES)
     # Evaluate on the test split every N epochs (and always after the last).
     eval_every: int = Field(1, ge=1)
+    # CPU: flush subnormal floats to zero (torch.set_flush_denormal) while training. Sparsity
+    # penalties drive weights into subnormals, where CPU arithmetic slows several-fold
+    # (results/benchmarks.md, "Subnormals"); results change in the last bits only where values are
+    # subnormal. No effect on CUDA.
+    flush_denormal: bool = False
 
     @model_validator(mode="after")
     def _nesterov_needs_momentum(self) -> "OptimConfig":

@@ -192,6 +192,8 @@ class TensorLoader:
 def make_loaders(exp: Experiment, splits: Splits, device: torch.device) -> tuple[TensorLoader, TensorLoader]:
     """The training loader (shuffled, augmented) and the test loader of an experiment."""
     mean, std = DATASETS[exp.data.dataset].normalization(exp.data.color_background)
+    if not exp.data.normalize:  # raw [0, 1] pixels
+        mean, std = (0.0,) * len(mean), (1.0,) * len(std)
     train = TensorLoader(
         splits.train_images, splits.train_labels, exp.data.batch_size, mean, std,
         shuffle=True, seed=exp.seed, augment=exp.data.augment, crop_padding=exp.data.crop_padding, device=device,

@@ -60,6 +60,10 @@ class DeepHoyerPrune(Section):
     # "group_norm": whole filters / input channels whose L2 norm is at most the threshold (of the
     # group norms' std with std_ratio), a rule of prunelab's own.
     structure_rule: Literal[STRUCTURE_RULES] = "element"  # type: ignore[valid-type]
+    # How a threshold is computed and applied. "prunelab": the sample std (over n - 1), |w| > t kept.
+    # "deephoyer": numpy's std (over n) and |w| < t dropped (|w| = t kept), as DeepHoyer's
+    # prune_by_std and prune (mnist/MLP/net/prune.py and mnist/CNN/net/prune.py) do.
+    threshold_convention: Literal["prunelab", "deephoyer"] = "prunelab"
 
 
 def claims(prune: PruneConfig) -> bool:

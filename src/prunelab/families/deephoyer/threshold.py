@@ -1,6 +1,7 @@
 """Threshold pruning after sparsity-regularized training (DeepHoyer's recipe), and its prune rounds.
 
-element:   keep |w| > t, t = the fixed threshold or std_ratio x std(w) of the layer.
+element:   keep |w| > t, t = the fixed threshold or std_ratio x std(w) of the layer
+           (threshold_convention = "deephoyer": numpy's std over n, and |w| = t kept, as the original).
 structure: with structure_rule = "group_norm", zero each output filter (row) whose L2 norm is
            <= t_rows and each input channel (column) whose L2 norm is <= t_cols; t = the fixed
            threshold, or std_ratio x std of that layer's row norms (column norms for columns).
@@ -29,14 +30,20 @@ def _threshold(cfg: PruneConfig, values: torch.Tensor) -> float:
     # std of a single value is NaN; such a layer has nothing to compare against: keep it.
     if values.numel() < 2:
         return 0.0
-    return cfg.std_ratio * values.std().item()
+    numpy_std = cfg.threshold_convention == "deephoyer"  # over n, as np.std; else over n - 1
+    return cfg.std_ratio * values.std(correction=0 if numpy_std else 1).item()
+
+
+def _above(cfg: PruneConfig, magnitudes: torch.Tensor, threshold: float) -> torch.Tensor:
+    """What survives a threshold: |w| > t (prunelab), or not |w| < t (DeepHoyer's code keeps |w| = t)."""
+    return magnitudes >= threshold if cfg.threshold_convention == "deephoyer" else magnitudes > threshold
 
 
 @torch.no_grad()
 def structure_keep(cfg: PruneConfig, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Bool keep-vectors over the output filters (rows) and input channels (columns) of a weight."""
     rows, cols = group_norms(weight.detach().double())
-    return rows > _threshold(cfg, rows), cols > _threshold(cfg, cols)
+    return _above(cfg, rows, _threshold(cfg, rows)), _above(cfg, cols, _threshold(cfg, cols))
 
 
 def _expand(keep_rows: torch.Tensor, keep_cols: torch.Tensor, shape: torch.Size) -> torch.Tensor:
@@ -63,7 +70,7 @@ def threshold_round_masks(
             new[name] = current & _expand(keep_rows, keep_cols, weight.shape)
         else:
             t = _threshold(cfg, weight)
-            new[name] = current & (weight.abs() > t).to(current.device)
+            new[name] = current & _above(cfg, weight.abs(), t).to(current.device)
     if by_groups:
         # A bias (pruned only with prune_bias) follows its layer's output filters, not its own threshold.
         for name in current_masks:
