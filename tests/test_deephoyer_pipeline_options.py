@@ -62,3 +62,14 @@ def test_flushing_subnormals_on_the_cpu_and_restoring_the_default():
         assert flushed == 0.0
     with flushed_denormals(False, torch.device("cpu")):
         assert (tiny * 1.0).item() != 0.0
+
+
+def test_the_best_fine_tuning_epoch_is_labelled_beside_the_last():
+    from prunelab.families.deephoyer.report import best_epoch_note
+
+    log = [{"phase": "fine-tune", "round": 1, "epoch": 1, "test_accuracy": 97.0},
+           {"phase": "fine-tune", "round": 2, "epoch": 1, "test_accuracy": 98.3},
+           {"phase": "fine-tune", "round": 2, "epoch": 2, "test_accuracy": 98.1}]
+    note = best_epoch_note({"epoch_log": log})
+    assert "Last fine-tuning epoch (2 of 2): top-1 98.10%" in note and "98.30% (epoch 1)" in note
+    assert best_epoch_note({"epoch_log": []}) is None and best_epoch_note(None) is None

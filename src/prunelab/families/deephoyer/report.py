@@ -97,6 +97,22 @@ def start_note(exp: Experiment, checkpoint: dict | None, measured: dict | None =
     return text + "."
 
 
+def best_epoch_note(checkpoint: dict | None) -> str | None:
+    """The last round's best fine-tuning epoch beside its last one. DeepHoyer's scripts print the best
+    test accuracy over their fine-tuning epochs (a selection on the test set); prunelab reports the
+    last epoch's model, which is what pruned.pt holds."""
+    rows = [row for row in (checkpoint or {}).get("epoch_log") or []
+            if row.get("phase") == "fine-tune" and row.get("test_accuracy") is not None]
+    if not rows:
+        return None
+    last_round = max(row["round"] for row in rows)
+    rows = [row for row in rows if row["round"] == last_round]
+    best, last = max(rows, key=lambda row: row["test_accuracy"]), rows[-1]
+    return (f"Last fine-tuning epoch ({last['epoch']} of {len(rows)}): top-1 {last['test_accuracy']:.2f}%, the "
+            f"model pruned.pt holds and every table reports. Best epoch, as DeepHoyer's scripts print it "
+            f"(chosen on the test set, so optimistic): {best['test_accuracy']:.2f}% (epoch {best['epoch']}).")
+
+
 def sections(inputs: ReportInputs) -> list[str]:
     """Markdown sections for report.md; [] when the experiment is not a regularizer / threshold run.
 
@@ -123,5 +139,7 @@ def sections(inputs: ReportInputs) -> list[str]:
         "dense model with the removable rows and channels taken out (fvcore MACs, one image)."
     )
     note = start_note(exp, checkpoint, inputs.measured)
+    best = best_epoch_note(checkpoint) if exp.prune is not None and exp.prune.method == METHOD else None
     return ["## Structure: zero filters and channels", intro, structure_table(stats),
-            structure_summary(stats, element_speedup) + (f" {note}" if note else "")]
+            structure_summary(stats, element_speedup) + (f" {note}" if note else "")] + \
+        (["## Fine-tuning accuracy: last epoch and best epoch", best] if best else [])
