@@ -116,9 +116,9 @@ class OptimConfig(Section):
     compile: Literal[COMPILE_MODES] = "off"  # type: ignore[valid-type]  (accel.COMPILE_MODES)
     # Evaluate on the test split every N epochs (and always after the last).
     eval_every: int = Field(1, ge=1)
-    # CPU: flush subnormal floats to zero (torch.set_flush_denormal) while training. Sparsity
-    # penalties drive weights into subnormals, where CPU arithmetic slows several-fold
-    # (results/benchmarks.md, "Subnormals"); results change in the last bits only where values are
+    # CPU: flush subnormal floats to zero (torch.set_flush_denormal) while training. Long sparsity-
+    # regularized runs slowed 4-6x per epoch on this CPU; arithmetic on subnormals (in weights,
+    # gradients or optimizer state) takes the CPU's slow path. Results change only where values are
     # subnormal. No effect on CUDA.
     flush_denormal: bool = False
 
