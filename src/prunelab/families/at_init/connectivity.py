@@ -1,9 +1,9 @@
 """Layer collapse as SynFlow defines it (Tanaka et al. 2020): a layer with no kept weight, or whose
 kept weights all lie off every path from the input to the output, cuts the network.
 
-Paths are found on a copy of the network whose pruned weights are their 0/1 masks, every other
-weight (unpruned layers, BatchNorm scales, running variances) 1 and every bias and running mean
-0, fed one all-ones input in float64: a weight lies on an input-output path exactly when it is
+Paths are found on a copy of the network whose pruned weights are their 0/1 masks (every other
+weight 1; both over the layer's fan-in), BatchNorm scales and running variances 1 and every bias
+and running mean 0, fed one all-ones input in float64: a weight lies on an input-output path exactly when it is
 kept and both its input unit is reached from the input and its output unit reaches the output,
 i.e. when mask * d(sum of outputs)/d(weight) > 0. The kept weights on a path are what Vysogorets
 and Kempe 2023 call the effective density; the others cannot change the output.
@@ -43,16 +43,21 @@ class Connectivity:
 
 
 def _path_state(model: nn.Module, masks: Named) -> dict[str, torch.Tensor]:
+    """Weights of 2+ dims as their masks (1 where unmasked) divided by their fan-in, so every unit's
+    value is the share of its inputs' paths that are live (<= 1 on the all-ones input: a ReLU6 never
+    clips it, and float64 holds the products of ~100 layers at 1000x); 1-d scales and running
+    variances 1, biases and running means 0."""
     state = {}
     for key, value in model.state_dict().items():
         if not value.is_floating_point():
             state[key] = value
-        elif key in masks:
-            state[key] = masks[key].to(torch.float64).clone()
-        elif key.endswith(("bias", "running_mean")):
-            state[key] = torch.zeros_like(value, dtype=torch.float64)
         elif key.endswith("input_mask"):  # activation pruning's input-channel masks stay as they are
             state[key] = value.to(torch.float64)
+        elif key.endswith(("bias", "running_mean")):
+            state[key] = torch.zeros_like(value, dtype=torch.float64)
+        elif value.dim() >= 2:
+            live = masks[key].to(torch.float64) if key in masks else torch.ones_like(value, dtype=torch.float64)
+            state[key] = live / value[0].numel()
         else:
             state[key] = torch.ones_like(value, dtype=torch.float64)
     return state
