@@ -50,6 +50,19 @@ def critical_compression(cells, method: str) -> tuple[float | None, float | None
     return critical, first_cut
 
 
+def _effective(group) -> str:
+    """Mean effective compression over the seeds whose network is not cut, and how many are."""
+    densities = [float(cell.connectivity["effective_density"]) for cell in group
+                 if cell.connectivity["effective_density"] not in ("", None)]
+    if not densities:
+        return "-"
+    live = [d for d in densities if d > 0]
+    if not live:
+        return "cut"
+    text = f"{statistics.mean(1 / d for d in live):,.4g}x"
+    return text if len(live) == len(densities) else f"{text} ({len(densities) - len(live)} of {len(densities)} cut)"
+
+
 def collapse_section(cells, methods: list[str]) -> list[str]:
     grid = _plain(cells)
     compressions = sorted({c for c, _ in grid})
@@ -63,12 +76,9 @@ def collapse_section(cells, methods: list[str]) -> list[str]:
                 effective.append("-")
                 continue
             cut = [len(_layers(cell.connectivity["disconnected_layers"])) for cell in group]
-            row.append(f"{max(cut)}" + (f" ({sum(n > 0 for n in cut)} of {len(cut)} seeds)" if 0 < max(cut) and
-                                        len(cut) > 1 else ""))
-            densities = [float(cell.connectivity["effective_density"]) for cell in group
-                         if cell.connectivity["effective_density"] not in ("", None)]
-            effective.append("cut" if densities and min(densities) == 0 else
-                             f"{statistics.mean(1 / d for d in densities):,.4g}x" if densities else "-")
+            seeds_cut = sum(n > 0 for n in cut)
+            row.append(f"{max(cut)}" + (f" ({seeds_cut} of {len(cut)} seeds)" if 0 < seeds_cut < len(cut) else ""))
+            effective.append(_effective(group))
         critical, first_cut = critical_compression(cells, method)
         row.append("-" if critical is None else f"{critical:g}x")
         row.append("none in the grid" if first_cut is None else f"{first_cut:g}x")
@@ -85,7 +95,7 @@ def collapse_section(cells, methods: list[str]) -> list[str]:
         table(rows, ["method"] + labels + ["critical compression", "first cut at"]),
         "### Effective compression (weights / kept weights on an input-output path, mean over seeds)",
         "Kept weights off every path cannot change the output (Vysogorets and Kempe 2023 call the rest the "
-        "effective density); 'cut' means no path is left.",
+        "effective density); 'cut' means no path is left (the mean is over the seeds with a path).",
         table(effective_rows, ["method"] + labels),
     ]
 
