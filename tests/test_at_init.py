@@ -258,6 +258,11 @@ def test_prune_stage_logs_target_and_collapse_and_report_shows_them(tiny_config,
     assert row["collapsed_layers"] == "fc1.weight;fc2.weight" and float(row["target_density"]) == pytest.approx(0.1)
     report = paths.report(exp).read_text()
     assert "## Pruning at initialization" in report and "collapsed layers (density <= 90%): fc1.weight;fc2.weight" in report
+    # The prune log has the path check and the zero-score count; the report shows them.
+    assert row["disconnected_layers"] == "" and 0 < float(row["effective_density"]) <= 0.1
+    assert row["zero_score_kept"] == "0"
+    assert "cut layers (no kept weight on an input-output path): none" in report
+    assert "0 kept weights had a score of exactly 0" in report
 
 
 def test_floor_above_the_target_names_the_key(tiny_config, capsys):

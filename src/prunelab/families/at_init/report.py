@@ -1,4 +1,5 @@
-"""The at-init section of an experiment's report: target vs achieved density, collapsed layers."""
+"""The at-init section of an experiment's report: target vs achieved density, collapsed and cut layers,
+the effective density, and the kept weights whose score was exactly 0."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from ... import family
 from ...family import ReportInputs
 from ...report.markdown import table
 from .controls import layer_densities
+from .sweep_collapse import connectivity_of
 from .settings import NAME
 
 
@@ -20,8 +22,16 @@ def sections(inputs: ReportInputs) -> list[str]:
              "collapsed" if density <= threshold else ""]
             for (name, mask), density in zip(masks.items(), layer_densities(masks).values())]
     collapsed = last.get("collapsed_layers") or "none"
+    paths = connectivity_of(exp, checkpoint)
+    cut = paths["disconnected_layers"].replace(";", ", ") or "none"
+    effective = paths["effective_density"]
+    zero = (f"{int(last['zero_score_kept']):,} kept weights had a score of exactly 0"
+            + (f" ({last['zero_score_layers'].replace(';', ', ')})" if last.get("zero_score_layers") else "")
+            if "zero_score_kept" in last else "kept weights with a score of 0: not logged (pruned before prunelab counted them)")
     return ["## Pruning at initialization",
             f"{exp.prune.method} ({exp.prune.scope} scope): achieved density {100 * last['density']:.4f}% vs target "
-            f"{100 * last['target_density']:.4f}%; collapsed layers (density <= {100 * threshold:g}%): {collapsed}"
-            + (f"; controls: {last['controls']}" if last.get("controls") else "") + ".",
+            f"{100 * last['target_density']:.4f}%; collapsed layers (density <= {100 * threshold:g}%): {collapsed}; "
+            f"cut layers (no kept weight on an input-output path): {cut}"
+            + ("" if effective in ("", None) else f"; effective density {100 * float(effective):.4f}%")
+            + f"; {zero}" + (f"; controls: {last['controls']}" if last.get("controls") else "") + ".",
             table(rows, ["weight", "size", "kept", "density (%)", ""])]
