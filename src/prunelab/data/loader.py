@@ -129,6 +129,9 @@ class TensorLoader:
         mean_t = torch.tensor(mean, dtype=torch.float32, device=self.device).reshape(1, channels, 1, 1)
         self._scale = 1.0 / (255.0 * std_t)
         self._shift = -mean_t / std_t
+        # Raw pixels (mean 0, std 1: data.normalize = false) are x / 255 exactly, as torchvision's
+        # ToTensor gives them; x * fl(1/255) is one float32 ulp off at half the grey levels.
+        self._raw = all(m == 0 for m in self.mean) and all(s == 1 for s in self.std)
         self.epoch = 0
         self.rank, self.world = 0, 1  # this process's share of every batch (shard)
 
@@ -186,12 +189,12 @@ class TensorLoader:
                 # one process draws them (uint8 work on batch_size images per rank, cheap beside the model).
                 start, stop = share(len(labels), self.rank, self.world)
                 images, labels = images[start:stop], labels[start:stop]
-            yield images.float().mul_(self._scale).add_(self._shift), labels
+            yield (images.float().div_(255.0) if self._raw else images.float().mul_(self._scale).add_(self._shift)), labels
 
 
 def make_loaders(exp: Experiment, splits: Splits, device: torch.device) -> tuple[TensorLoader, TensorLoader]:
     """The training loader (shuffled, augmented) and the test loader of an experiment."""
-    mean, std = DATASETS[exp.data.dataset].normalization(exp.data.color_background)
+    mean, std = spec_for(exp).normalization(exp.data.color_background)
     if not exp.data.normalize:  # raw [0, 1] pixels
         mean, std = (0.0,) * len(mean), (1.0,) * len(std)
     train = TensorLoader(
