@@ -62,7 +62,7 @@ class DeepHoyerPrune(Section):
     structure_rule: Literal[STRUCTURE_RULES] = "element"  # type: ignore[valid-type]
     # How a threshold is computed and applied. "prunelab": the sample std (over n - 1), |w| > t kept.
     # "deephoyer": numpy's std (over n) and |w| < t dropped (|w| = t kept), as DeepHoyer's
-    # prune_by_std and prune (mnist/MLP/net/prune.py and mnist/CNN/net/prune.py) do.
+    # pruning loops do (mnist/MLP/prun_tune_V.py and _T.py: np.where(abs(w) < t, 0, w); net/prune.py the same).
     threshold_convention: Literal["prunelab", "deephoyer"] = "prunelab"
 
 
