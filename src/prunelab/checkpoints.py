@@ -14,7 +14,7 @@ from .atomic import load_torch, save_torch
 from .config import Experiment
 from .data.catalog import DATASETS
 from .errors import UserError
-from .models import build
+from .models import ArchError, build
 from .models.init import INITS
 
 # The task that writes each artifact, for the hint in an error about it.
@@ -126,8 +126,11 @@ def build_for(exp: Experiment) -> nn.Module:
     """The experiment's model, freshly initialized (from the global generator, by `model.init`), shaped
     for its data set."""
     channels, height, _ = DATASETS[exp.data.dataset].image_shape
-    model = build(exp.model.arch, in_channels=channels, num_classes=DATASETS[exp.data.dataset].num_classes,
-                  image_size=height)
+    try:  # a registered name, or the user's factory by import path (models/user.py)
+        model = build(exp.model.arch, in_channels=channels, num_classes=DATASETS[exp.data.dataset].num_classes,
+                      image_size=height)
+    except ArchError as error:
+        raise UserError(f"{exp.path}: model.arch: {error}") from None
     INITS.get(exp.model.init)(model)
     return model
 

@@ -17,7 +17,8 @@ from pydantic import AfterValidator, Field, PrivateAttr, model_validator
 
 from ..accel import COMPILE_MODES
 from ..data.catalog import DATASETS
-from ..models import MODELS
+from ..errors import UserError
+from ..models import ArchError, check_arch, identity as model_identity
 from ..models.init import INITS
 from .base import Section
 
@@ -84,8 +85,7 @@ class ModelConfig(Section):
 
     @model_validator(mode="after")
     def _known_arch(self) -> "ModelConfig":
-        if self.arch not in MODELS:
-            raise ValueError(f"unknown arch {self.arch!r}; valid: {', '.join(MODELS.names())}")
+        check_arch(self.arch)  # a registered name, or "package.module:factory" (models/user.py)
         return self
 
 
@@ -300,6 +300,12 @@ class Experiment(Section):
         dumped = self.model_dump(mode="json", include=set(keys), exclude_defaults=True)
         for volatile in ("source", "root"):  # where the bytes come from does not change them
             dumped.get("data", {}).pop(volatile, None)
+        try:  # an import path's model file (its sha256): an edited network is another model
+            source = model_identity(self.model.arch)  # {} for a registered name: their hashes stay
+        except ArchError as error:
+            raise UserError(f"{self.path}: model.arch: {error}") from None
+        if source:
+            dumped.setdefault("model", {}).update(source)
         blob = json.dumps(dumped, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
