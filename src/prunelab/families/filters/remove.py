@@ -10,7 +10,9 @@ step k) whatever the channel counts left by earlier steps.
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -22,6 +24,7 @@ from ...pruning.masks import classifier_name
 from .criteria import FilterImportance, out_channel_layers
 
 ROOT_TYPES = (nn.Conv2d, nn.Linear)
+TORCH_DIR = str(Path(torch.__file__).parent)  # frames of torch's own modules
 
 
 @dataclass
@@ -31,6 +34,7 @@ class Targets:
     ratios: dict[str, float]  # layers ranked within their own group
     global_ratio: float | None = None  # the rest of the convs, ranked together
     ignored: list[str] = field(default_factory=list)  # module names whose outputs are never removed
+    where: str = "<model>"  # the config file, which starts the error for a layer pattern DepGraph cannot shrink
 
 
 @dataclass
@@ -97,7 +101,8 @@ def resolve_targets(exp: Experiment, model: nn.Module, example_inputs: torch.Ten
     ratios = dict(cfg.layer_ratios)
     if cfg.ratio is not None and not cfg.global_ranking:
         ratios = {**{name: cfg.ratio for name in convs}, **ratios}
-    targets = Targets(ratios=ratios, global_ratio=cfg.ratio if cfg.global_ranking else None, ignored=ignored)
+    targets = Targets(ratios=ratios, global_ratio=cfg.ratio if cfg.global_ranking else None, ignored=ignored,
+                      where=exp.path)
     if not cfg.layer_ratios:
         return targets
     graph = dependency_graph(model, example_inputs)
@@ -194,6 +199,55 @@ def remove_filters(
         root = channel_group.group[0].dep
         group = graph.get_pruning_group(root.target.module, root.handler, sorted(idxs))
         if not graph.check_pruning_group(group):  # would empty a layer
-            raise RuntimeError(f"removing {len(idxs)} channels would empty {channel_group.layers[0]}")
+            raise UserError(_unsupported(targets, channel_group, f"it would empty {_emptied(model, graph, group)}"))
         group.prune()
+        _check_forward(model, example_inputs, targets, channel_group)
     return kept
+
+
+def _unsupported(targets: Targets, channel_group: ChannelGroup, problem: str) -> str:
+    """The one line for a layer pattern Torch-Pruning's DepGraph does not shrink consistently."""
+    layer = channel_group.layers[0]
+    return (f"{targets.where}: prune.granularity = \"filter\": removing filters of {layer} breaks the model: "
+            f"{problem}; Torch-Pruning's dependency graph does not follow that layer pattern (a channel count "
+            f"fixed in forward(), or parameters outside Conv2d / Linear / BatchNorm): add {layer!r} to "
+            "prune.filters.ignored_layers, or prune element-wise")
+
+
+def _emptied(model: nn.Module, graph: tp.DependencyGraph, group: tp.Group) -> str:
+    """The member of a group that the removal would leave without channels (as check_pruning_group)."""
+    names = {id(item): name for name, item in [*model.named_modules(), *model.named_parameters()]}
+    for dep, idxs in group:
+        counts = [(graph.is_out_channel_pruning_fn(dep.handler), graph.get_out_channels),
+                  (graph.is_in_channel_pruning_fn(dep.handler), graph.get_in_channels)]
+        for applies, count in counts:
+            channels = count(dep.target.module) if applies else None
+            if channels is not None and channels <= len(idxs):
+                target = dep.target.module
+                return f"{names.get(id(target), dep.target.name)} ({type(target).__name__})"
+    return "a coupled layer"
+
+
+def _check_forward(model: nn.Module, example_inputs: torch.Tensor, targets: Targets,
+                   channel_group: ChannelGroup) -> None:
+    """Run the shrunk model once (eval mode, no gradients: no statistics or random draws change) and
+    name the layer that no longer fits, with the line of its forward() that raised."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(example_inputs)
+    except Exception as error:  # a shape error anywhere in the user's forward
+        names = {id(module): name for name, module in model.named_modules()}
+        where = "the model"
+        for frame, line in traceback.walk_tb(error.__traceback__):  # the innermost module's forward
+            code = frame.f_code  # a method's first argument, whatever its name
+            owner = frame.f_locals.get(code.co_varnames[0]) if code.co_argcount else None
+            if id(owner) in names:
+                source = code.co_filename  # the user's line; torch's own layers by their type alone
+                at = "" if source.startswith(TORCH_DIR) else f", {Path(source).name} line {line}"
+                where = f"{names[id(owner)] or 'the model itself'} ({type(owner).__name__}{at})"
+        message = " ".join(str(error).split())
+        raise UserError(_unsupported(targets, channel_group, f"{where} fails: {type(error).__name__}: {message}"))
+    finally:
+        model.train(was_training)
