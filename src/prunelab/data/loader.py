@@ -194,7 +194,7 @@ class TensorLoader:
 
 def make_loaders(exp: Experiment, splits: Splits, device: torch.device) -> tuple[TensorLoader, TensorLoader]:
     """The training loader (shuffled, augmented) and the test loader of an experiment."""
-    mean, std = spec_for(exp).normalization(exp.data.color_background)
+    mean, std = DATASETS[exp.data.dataset].normalization(exp.data.color_background)
     if not exp.data.normalize:  # raw [0, 1] pixels
         mean, std = (0.0,) * len(mean), (1.0,) * len(std)
     train = TensorLoader(
