@@ -31,8 +31,8 @@ from .provenance import cpu_name
 from .atomic import write_text
 from .bench_gpu import fit_epoch, gpu_section
 from .bench_seeds import seeds_benchmark
-from .data.catalog import DATASETS
 from .data.loader import TensorLoader, load_splits
+from .data.spec import spec_for
 from .family import FAMILIES, BenchSection
 from .log import console, progress_bar
 from .metrics import flops_by_module
@@ -95,7 +95,7 @@ def matmul_flops_per_s(size: int = 1024, repeats: int = 10) -> float:
 
 
 def loader_benchmark(exp, archs=("lenet300_100", "lenet5"), batch_size: int = 128) -> list[dict]:
-    spec = DATASETS[exp.data.dataset]
+    spec = spec_for(exp)
     splits = load_splits(exp)
     images, labels = splits.train_images, splits.train_labels
     mean, std = spec.mean[0], spec.std[0]
@@ -136,7 +136,7 @@ def loader_benchmark(exp, archs=("lenet300_100", "lenet5"), batch_size: int = 12
 
 def memory_order_benchmark(exp, arch: str = "lenet5", threads: tuple[int, ...] = (1, 2)) -> list[dict]:
     """One epoch of `fit` on the real training split per (threads, memory order); ratios within a thread count."""
-    spec = DATASETS[exp.data.dataset]
+    spec = spec_for(exp)
     splits = load_splits(exp)
     loader = TensorLoader(splits.train_images, splits.train_labels, 128, spec.mean, spec.std, shuffle=True)
     test = TensorLoader(splits.test_images[:1000], splits.test_labels[:1000], 1000, spec.mean, spec.std)

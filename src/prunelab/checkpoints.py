@@ -12,7 +12,7 @@ import torch.nn as nn
 from . import config, family, provenance
 from .atomic import load_torch, save_torch
 from .config import Experiment
-from .data.catalog import DATASETS
+from .data.spec import spec_for
 from .errors import UserError
 from .models import ArchError, build
 from .models.init import INITS
@@ -125,9 +125,9 @@ def load_into(model: nn.Module, checkpoint: dict, path: Path) -> None:
 def build_for(exp: Experiment) -> nn.Module:
     """The experiment's model, freshly initialized (from the global generator, by `model.init`), shaped
     for its data set."""
-    channels, height, _ = DATASETS[exp.data.dataset].image_shape
+    channels, height, _ = spec_for(exp).image_shape
     try:  # a registered name, or the user's factory by import path (models/user.py)
-        model = build(exp.model.arch, in_channels=channels, num_classes=DATASETS[exp.data.dataset].num_classes,
+        model = build(exp.model.arch, in_channels=channels, num_classes=spec_for(exp).num_classes,
                       image_size=height)
     except ArchError as error:
         raise UserError(f"{exp.path}: model.arch: {error}") from None

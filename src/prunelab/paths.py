@@ -25,7 +25,8 @@ def benchmarks(published: bool) -> Path:
 
 
 def dataset_dir(exp: Experiment) -> Path:
-    return Path(exp.data.root) / exp.data.dataset
+    """data.root/<catalog name>, or a user's set's stored_name (config/data.py)."""
+    return Path(exp.data.root) / exp.data.stored_name
 
 
 def dataset_manifest(exp: Experiment) -> Path:

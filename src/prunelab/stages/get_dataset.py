@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from .. import paths
 from ..atomic import write_faults
 from ..config import Experiment
 from ..data.fetch import get_dataset as fetch
@@ -12,5 +11,5 @@ from ..data.fetch import get_dataset as fetch
 def get_dataset(exp: Experiment, force: bool = False) -> None:
     """Copy (data.source, a system package) or download the data set, verify it -> dataset/<name>/.
     A full, read-only or unwritable data.root is one line (atomic.write_faults), as for any artifact."""
-    with write_faults(Path(exp.data.root) / exp.data.dataset):
+    with write_faults(paths.dataset_dir(exp)):
         fetch(exp, force=force)

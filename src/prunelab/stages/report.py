@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from .. import checkpoints, family, paths, provenance
 from ..atomic import atomic_path, load_json, write_json, write_text
 from ..config import Experiment
-from ..data.catalog import DATASETS
+from ..data.spec import spec_for
 from ..errors import UserError
 from ..family import FAMILIES, ReportInputs
 from ..log import print_plain
@@ -85,7 +85,7 @@ class Built:
 def build(exp: Experiment) -> Built:
     """The report of one (unreplicated) experiment from its checked artifacts; writes its plot."""
     measured, loaded = _measured(exp)
-    shape = DATASETS[exp.data.dataset].image_shape
+    shape = spec_for(exp).image_shape
     models = {key: checkpoints.build_model(exp, loaded[key], path) for key, (path, _) in stage_inputs(exp).items()}
     dense_model = models.get("dense") or checkpoints.build_for(exp)  # start = "init": the untrained architecture
     pruned_model = models.get("pruned", dense_model)

@@ -9,8 +9,8 @@ from .. import metrics as counts
 from ..atomic import load_json, write_json
 from ..errors import UserError
 from ..config import Experiment
-from ..data.catalog import DATASETS
 from ..data.loader import load_splits, make_loaders
+from ..data.spec import spec_for
 from ..device import resolve, seed_everything
 from ..evaluate import evaluate, latency
 from ..log import console
@@ -104,7 +104,7 @@ def test(exp: Experiment, force: bool = False) -> None:
     seed_everything(exp.seed)
     splits = load_splits(exp)
     _, test_loader = make_loaders(exp, splits, device)
-    shape = DATASETS[exp.data.dataset].image_shape
+    shape = spec_for(exp).image_shape
     timing_images = next(iter(make_loaders(exp, splits, torch.device("cpu"))[1]))[0]
     results = {
         **wanted, "device": str(device), "torch_threads": torch.get_num_threads(),

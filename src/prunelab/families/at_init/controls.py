@@ -8,7 +8,7 @@ import torch.nn as nn
 
 from ...checkpoints import build_for
 from ...config import Experiment
-from ...data.catalog import DATASETS
+from ...data.spec import spec_for
 from ...log import console
 from ...pruning.masks import MaskSet
 from ...pruning.schedule import round_targets
@@ -79,7 +79,7 @@ def round_checks(exp: Experiment, k: int, model: nn.Module, masks: MaskSet, cont
     for name in collapsed:
         console.print(f"[yellow]layer collapse: {name} keeps {int(state[name].sum())} of {sizes[name]:,} weights "
                       f"(<= {100 * cfg.at_init.collapse_density:g}%)[/]")
-    paths = connectivity(model, state, DATASETS[exp.data.dataset].image_shape)
+    paths = connectivity(model, state, spec_for(exp).image_shape)
     for name in paths.disconnected:
         console.print(f"[yellow]layer collapse: no kept weight of {name} lies on a path from input to output[/]")
     zero = sum(zero_kept.values())

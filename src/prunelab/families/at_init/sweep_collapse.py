@@ -9,7 +9,7 @@ from __future__ import annotations
 import statistics
 
 from ... import checkpoints, paths
-from ...data.catalog import DATASETS
+from ...data.spec import spec_for
 from ...report.markdown import table
 from .connectivity import connectivity
 from .controls import connectivity_fields
@@ -22,7 +22,7 @@ def connectivity_of(cell_exp, checkpoint: dict) -> dict:
     if "disconnected_layers" in last:
         return {key: last[key] for key in ("empty_layers", "disconnected_layers", "effective_density")}
     model = checkpoints.build_model(cell_exp, checkpoint, paths.pruned(cell_exp))
-    return connectivity_fields(connectivity(model, checkpoint["masks"], DATASETS[cell_exp.data.dataset].image_shape))
+    return connectivity_fields(connectivity(model, checkpoint["masks"], spec_for(cell_exp).image_shape))
 
 
 def _layers(text) -> list[str]:

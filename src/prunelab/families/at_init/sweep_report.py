@@ -17,7 +17,7 @@ import torch.nn as nn
 from ... import checkpoints, paths, provenance
 from ...atomic import write_text
 from ...config import Experiment
-from ...data.catalog import DATASETS
+from ...data.spec import spec_for
 from ...log import print_plain
 from ...metrics import layer_stats
 from ...report import plots
@@ -69,7 +69,7 @@ def layer_sections(exp: Experiment, cells: list[Cell], compression: float) -> li
             chosen.setdefault(cell.method, cell)
     if not chosen:
         return [f"No measured cell at {compression:g}x yet."]
-    shape = DATASETS[exp.data.dataset].image_shape
+    shape = spec_for(exp).image_shape
     models = {method: _cell_model(cell) for method, cell in chosen.items()}
     stats = {method: layer_stats(model, shape) for method, model in models.items()}
     first = next(iter(stats.values()))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ...atomic import load_torch
 from ...config import Experiment
-from ...data.catalog import DATASETS
+from ...data.spec import spec_for
 from ...family import ReportInputs
 from ...report.baseline import TRAINED_LABELS
 from ...report.markdown import count, percent, table
@@ -122,7 +122,7 @@ def sections(inputs: ReportInputs) -> list[str]:
     exp, dense_model, pruned_model, checkpoint = inputs.exp, inputs.dense, inputs.pruned, inputs.checkpoint
     if not applies(exp):
         return []
-    shape = DATASETS[exp.data.dataset].image_shape
+    shape = spec_for(exp).image_shape
     stats = structure_stats(pruned_model, shape, propagate=True)
     dense_macs = structure_stats(dense_model, shape)["total"]["macs"]
     effective = sum(

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 
 from ... import checkpoints
-from ...data.catalog import DATASETS
+from ...data.spec import spec_for
 from ...device import round_data_seed
 from ...family import PruneContext
 from ...metrics import flops_by_module
@@ -37,7 +37,7 @@ class FiltersPruner:
         self.filters = ctx.exp.prune.filters
         self.rounds = self.filters.steps
         self.epoch_log: list[dict] = []
-        self.shape = DATASETS[ctx.exp.data.dataset].image_shape
+        self.shape = spec_for(ctx.exp).image_shape
         self.example = torch.zeros(1, *self.shape, device=ctx.device)  # traced by the DepGraph
         self.targets = resolve_targets(ctx.exp, self.model, self.example)
         self.dense_channels = out_channels(architecture_of(self.model, ctx.exp.model.arch))

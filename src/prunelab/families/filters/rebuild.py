@@ -16,7 +16,7 @@ import torch_pruning as tp
 
 from ...checkpoints import build_for
 from ...config import Experiment
-from ...data.catalog import DATASETS
+from ...data.spec import spec_for
 from ...errors import UserError
 from .remove import dependency_graph
 
@@ -85,7 +85,7 @@ def rebuild_model(exp: Experiment, architecture: dict) -> nn.Module:
     """The configured architecture shrunk to the recorded channel counts (on the CPU)."""
     architecture = _check_description(exp, architecture)
     model = build_for(exp)
-    example = torch.zeros(1, *DATASETS[exp.data.dataset].image_shape)
+    example = torch.zeros(1, *spec_for(exp).image_shape)
     problems = shrink_to(model, architecture, example)
     if problems:
         raise UserError(

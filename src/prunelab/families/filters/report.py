@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch.nn as nn
 
 from ...config import Experiment
-from ...data.catalog import DATASETS
+from ...data.spec import spec_for
 from ...family import ReportInputs
 from ...metrics import layer_stats
 from ...report.markdown import count, plural, table, words
@@ -128,7 +128,7 @@ def sections(inputs: ReportInputs) -> list[str]:
     exp, dense_model, pruned_model, measured = inputs.exp, inputs.dense, inputs.pruned, inputs.measured
     if exp.prune is None or exp.prune.granularity != GRANULARITY or inputs.checkpoint is None:
         return []
-    shape = DATASETS[exp.data.dataset].image_shape
+    shape = spec_for(exp).image_shape
     out = [
         "## Filter pruning",
         describe(exp),
