@@ -240,7 +240,8 @@ def test_prune_filters_end_to_end(tiny_config, capsys):
     resumed = load_torch(paths.pruned(exp))["model"]
     assert all(torch.equal(reference[key], resumed[key]) for key in reference)
     capsys.readouterr()  # a bad layer name, through the task: exit status 2 and one line
-    assert run("prune", [str(path), "--set", "prune.filters.layer_ratios.conv9=0.5"]) == 2
+    # --force: without it the run stops earlier, refusing to replace pruned.pt (made without overrides).
+    assert run("prune", [str(path), "--set", "prune.filters.layer_ratios.conv9=0.5", "--force"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {path}: prune.filters.layer_ratios.conv9: ")
 
