@@ -54,7 +54,8 @@ def pretrain_state(exp: Experiment, key: str) -> Path:
     pre-training give the same `key` (a stage hash): a sweep's cells at different
     compressions or methods pre-train once per seed.
     """
-    return Path(exp.results_root) / "_pretrained" / f"{exp.model.arch}_seed{exp.seed}_{key}.pt"
+    arch = exp.model.arch.replace(":", "-")  # an import path's colon is not a file-name character on Windows
+    return Path(exp.results_root) / "_pretrained" / f"{arch}_seed{exp.seed}_{key}.pt"
 
 
 def prune_round(exp: Experiment, round_index: int) -> Path:
