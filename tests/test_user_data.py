@@ -3,7 +3,6 @@ stored by get-dataset with its statistics and manifest, and run end to end; bad 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -63,10 +62,6 @@ def write_config(tmp_path: Path, dataset: str, source: Path, name: str = "mine")
     path = tmp_path / f"{name}.toml"
     path.write_text(to_toml(raw))
     return path
-
-
-def stored_meta(exp) -> dict:
-    return json.loads(paths.dataset_manifest(exp).read_text())["meta"]
 
 
 def numpy_statistics(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
