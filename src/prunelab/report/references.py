@@ -10,7 +10,9 @@ from typing import Optional
 from ..config import Experiment, PruneConfig
 
 # Data-set names as the papers write them (data/catalog.py keys -> label).
-DATASET_LABELS = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+DATASET_LABELS = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
+                  # a user's own data (data.source names it in the report's config line)
+                  "folder": "a user's image folder", "arrays": "a user's .npz arrays"}
 
 
 def dataset_label(name: str) -> str:
