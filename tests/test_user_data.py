@@ -242,3 +242,16 @@ def test_a_file_that_is_not_an_npz_is_one_line(tmp_path, capsys):
     assert run("get_dataset", [str(path)]) == 2
     lines = error_lines(capsys)
     assert len(lines) == 1 and "not a readable .npz file" in lines[0]
+
+
+def test_non_square_images_need_a_network_of_ones_own(tmp_path, capsys):
+    """The registered models are sized by one image_size: 12x16 images stop in one line naming model.arch."""
+    data = {key: np.pad(value, ((0, 0), (0, 0), (2, 2), (0, 0))) if key.endswith("images") else value
+            for key, value in arrays().items()}
+    np.savez(tmp_path / "wide.npz", **data)
+    path = write_config(tmp_path, "arrays", tmp_path / "wide.npz", name="wide")
+    assert run("get_dataset", [str(path)]) == 0
+    capsys.readouterr()
+    assert run("train", [str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model.arch: lenet300_100 takes square images" in err[0] and "12x16" in err[0]

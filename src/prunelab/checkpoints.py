@@ -125,7 +125,11 @@ def load_into(model: nn.Module, checkpoint: dict, path: Path) -> None:
 def build_for(exp: Experiment) -> nn.Module:
     """The experiment's model, freshly initialized (from the global generator, by `model.init`), shaped
     for its data set."""
-    channels, height, _ = spec_for(exp).image_shape
+    channels, height, width = spec_for(exp).image_shape
+    if height != width and ":" not in exp.model.arch:  # the registered models are sized by one image_size
+        raise UserError(f"{exp.path}: model.arch: {exp.model.arch} takes square images, and {exp.data.dataset} "
+                        f"data.source's are {height}x{width}; make them square, or use a network of your own "
+                        '(arch = "package.module:factory", docs/your-model.md)')
     try:  # a registered name, or the user's factory by import path (models/user.py)
         model = build(exp.model.arch, in_channels=channels, num_classes=spec_for(exp).num_classes,
                       image_size=height)
