@@ -189,7 +189,7 @@ def encode(path: Path, config_hash: str, sections: Sequence[SparseLayer | RawTen
     return FileSizes(HEADER.size, tuple(sizes for _, sizes in encoded), TRAILER.size)
 
 
-def _read_envelope(path: Path, config_hash: str) -> tuple[memoryview, int]:
+def _read_envelope(path: Path, config_hash: str | None) -> tuple[memoryview, int]:
     """(the sections' bytes, their count) once magic, version, size, checksum and config hash are right."""
     try:
         with path.open("rb") as file:
@@ -211,7 +211,7 @@ def _read_envelope(path: Path, config_hash: str) -> tuple[memoryview, int]:
         raise UserError(f"{path}: cannot read ({error.strerror or error})") from None
     if len(data) != size or zlib.crc32(data[:-TRAILER.size]) != TRAILER.unpack(data[-TRAILER.size:])[0]:
         raise UserError(f"{path}: damaged (CRC-32 mismatch)")
-    if file_hash != config_hash.encode("ascii", "replace"):
+    if config_hash is not None and file_hash != config_hash.encode("ascii", "replace"):
         raise UserError(f"{path}: made for config {file_hash.decode('ascii', 'replace')}, "
                         f"not this one ({config_hash}); rerun compress")
     return memoryview(data)[HEADER.size:-TRAILER.size], count
@@ -277,10 +277,11 @@ def _read_section(reader: Reader, expected: Expected, seen: Mapping) -> tuple[st
         raise FormatError(f"{name!r}: {error}") from None
 
 
-def decode(path: Path, config_hash: str, expected: Expected) -> dict[str, torch.Tensor]:
+def decode(path: Path, config_hash: str | None, expected: Expected) -> dict[str, torch.Tensor]:
     """The model's tensors from compressed.bin (a sparse layer dense float32, exact 0.0 where pruned).
 
     `expected`: the model's state_dict names -> (shape, dtype); the file must hold exactly those.
+    `config_hash`: the header's must equal it (None: a file made with any config, as prunelab.api reads).
     Anything wrong is a one-line UserError naming the file and what is wrong.
     """
     path = Path(path)

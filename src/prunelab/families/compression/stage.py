@@ -81,7 +81,7 @@ def compress(exp: Experiment, force: bool = False) -> None:
     accuracy["fine-tuned"] = evaluate(model, test_loader)["accuracy"]
     model.cpu()
     sizes = encode(out, config_hash, file_sections(model, layers, cfg))
-    _check_round_trip(out, config_hash, model)
+    check_round_trip(out, config_hash, model)
     write_json(log_path, {
         "config_hash": config_hash, "inputs": inputs, "file_sha256": file_digest(out),
         "file_bytes": out.stat().st_size, "original_bytes": original_bytes(model), "sizes": sizes.as_dict(),
@@ -96,7 +96,7 @@ def compress(exp: Experiment, force: bool = False) -> None:
                   f"quantized, {accuracy['fine-tuned']:.2f}% fine-tuned")
 
 
-def _check_round_trip(path: Path, config_hash: str, model: nn.Module) -> None:
+def check_round_trip(path: Path, config_hash: str, model: nn.Module) -> None:
     """The decoded file equals the model bit for bit; otherwise the file is removed (never left behind wrong)."""
     decoded = decode(path, config_hash, expected_tensors(model))
     for name, tensor in model.state_dict().items():
