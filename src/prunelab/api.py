@@ -85,7 +85,7 @@ def _round_masks(where: str, cfg: PruneConfig, model: nn.Module, names: list[str
     scoring = cfg.at_init
     if scoring.pre_epochs or scoring.shuffle or scoring.reinit:
         raise UserError(f"{where}: prune.at_init: pre_epochs, shuffle and reinit run in the prune task only "
-                        "(train the model before prune() instead)")
+                        "(a config); instead of pre_epochs, train the model before prune()")
     if scoring.score_images and not hasattr(loader, "subset"):
         raise UserError(f"{where}: prune.at_init.score_images draws images through prunelab's own loader "
                         "(TensorLoader.subset); with another loader give score_batches (batches of it) instead")
