@@ -62,7 +62,7 @@ def test_parallel_seeds_give_the_serial_numbers(seeds_config, capfd):
     parallel = seeds_config("parallel")
     assert run("reproduce", [str(parallel), "--jobs", "2"]) == 0
     out, _ = capfd.readouterr()
-    assert "running 2 cells in 2 jobs" in out
+    assert "running 2 seeds in 2 jobs" in out
     parallel_exp = config.load(parallel)
     assert _figures(parallel_exp) == expected
     for run_exp in replicates(parallel_exp):

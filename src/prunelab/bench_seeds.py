@@ -12,7 +12,7 @@ from __future__ import annotations
 import tempfile
 import time
 
-from . import config, paths
+from . import config, paths, provenance
 from .atomic import load_json
 from .family import BenchSection
 from .replicates import replicates
@@ -34,12 +34,17 @@ def _figures(exp) -> dict:
 
 
 def _timed_reproduce(config_path: str, root: str, jobs: int, threads: int) -> tuple[float, dict, int]:
-    exp = config.load(config_path, [*SHORT, f'results_root="{root}"'])
+    """`reproduce CONFIG --set ... --threads T --jobs N` as the command line runs it (the workers
+    remake each seed from that invocation); jobs 0: reproduce's default."""
+    overrides = [*SHORT, f'results_root="{root}"']
+    exp = config.load(config_path, overrides)
     exp.threads = threads
     jobs = default_jobs(exp) if jobs == 0 else jobs
-    start = time.perf_counter()
-    reproduce(exp, jobs=jobs)
-    return time.perf_counter() - start, _figures(exp), jobs
+    with provenance.invoked("reproduce", config_path, overrides, threads):
+        start = time.perf_counter()
+        reproduce(exp, jobs=jobs)
+        seconds = time.perf_counter() - start
+    return seconds, _figures(exp), jobs
 
 
 def seeds_benchmark(threads: int, config_path: str = SEEDS_CONFIG) -> list[BenchSection]:

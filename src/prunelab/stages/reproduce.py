@@ -3,6 +3,7 @@ parallel worker processes when cores allow (the sweep's worker pool, sweep_jobs.
 
 from __future__ import annotations
 
+from .. import provenance
 from ..config import Experiment
 from ..log import console
 from ..replicates import replicates, seed_cell
@@ -46,14 +47,16 @@ def reproduce(exp: Experiment, force: bool = False, jobs: int | None = None) -> 
     """Every stage in order (get-dataset, train, prune, compress when the config has a [compress]
     table, test, report), each skipping finished work. With `seeds`, each seed's train, prune
     (compress) and test run in `jobs` worker processes (default: default_jobs; 1 = one seed after
-    the other); every seed keeps the config's threads, so its numbers are the serial run's. Then
-    one report."""
+    the other; always one after the other without a command line to remake them from); every seed
+    keeps the config's threads, so its numbers are the serial run's. Then one report."""
     console.rule("get-dataset")
     get_dataset(exp, force=force)
     runs = replicates(exp)
     jobs = default_jobs(exp) if jobs is None else jobs
-    if runs and jobs > 1:
-        console.rule(f"seeds {', '.join(str(run.seed) for run in runs)}, {jobs} at a time")
+    # Workers remake each seed from the command line (config file, --set, --threads); an experiment
+    # made in code (no command line) runs its seeds here, one after the other.
+    if runs and jobs > 1 and provenance.current() is not None:
+        console.rule(f"seeds {', '.join(str(run.seed) for run in runs)}: {jobs} at a time")
         run_jobs(exp, [(f"seed-{run.seed}", run, {"seed": run.seed}) for run in runs], len(runs), jobs, "seeds",
                  force, run_steps, steps_of(runs[0]), task="reproduce", remake=seed_cell)
     else:

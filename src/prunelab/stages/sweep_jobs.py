@@ -196,7 +196,8 @@ def run_jobs(exp: Experiment, todo: list[tuple[str, Experiment, dict]], total: i
     if not todo:
         console.print(f"{done} of {total} cells finished already; nothing to run", markup=False, highlight=False)
         return
-    console.print(f"{done} of {total} cells finished already; running {plural(len(todo), 'cell')} in "
+    unit = "cell" if task == "sweep" else "seed"
+    console.print(f"{done} of {plural(total, unit)} finished already; running {plural(len(todo), unit)} in "
                   f"{plural(workers, 'job')}", markup=False, highlight=False)
     cpus = usable_cpus()
     if workers * exp.threads > cpus:
