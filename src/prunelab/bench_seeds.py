@@ -15,8 +15,10 @@ import time
 from . import config, paths, provenance
 from .atomic import load_json
 from .family import BenchSection
+from .provenance import cpu_name
 from .replicates import replicates
 from .stages.reproduce import default_jobs, reproduce
+from .stages.sweep_jobs import usable_cpus
 
 SEEDS_CONFIG = "configs/lenet5.toml"
 # Two training epochs and two pruning rounds of one epoch each on the full 60k images.
@@ -54,7 +56,8 @@ def seeds_benchmark(threads: int, config_path: str = SEEDS_CONFIG) -> list[Bench
         parallel_s, parallel, jobs = _timed_reproduce(config_path, parallel_root, 0, threads)
     seeds = ", ".join(str(seed) for seed in serial)
     title = (f"`reproduce` of {config_path}'s seeds ({seeds}), serial vs parallel (shortened: "
-             f"{' '.join('--set ' + item for item in SHORT)}; {threads} torch thread(s) per seed)")
+             f"{' '.join('--set ' + item for item in SHORT)}; {threads} torch thread(s) per seed; {usable_cpus()} "
+             f"CPUs, {cpu_name()})")
     same = "yes" if serial == parallel else f"NO: serial {serial}, parallel {parallel}"
     return [(title, [{"run": "one seed after the other (--jobs 1)", "seconds": f"{serial_s:.1f}", "speedup": "1.00x",
                       "same figures": "-"},
