@@ -80,11 +80,15 @@ def mean_std(values: list[float]) -> tuple[float, float] | None:
 
 
 def _fmt(values: list[float], digits: int) -> str:
-    """mean ± std of the seeds' values; the value alone for one seed (no spread to show); "-" for none."""
+    """mean ± std of the seeds' values; the value alone for one seed (no spread to show); "-" for none.
+    digits >= 0: decimals; < 0: -digits significant digits (the std to 2), for quantities spanning
+    orders of magnitude (a LeNet's effective MACs at 3000x are a millionth of a VGG16's)."""
+    spec = f".{digits}f" if digits >= 0 else f".{-digits}g"
     if len(values) < 2:
-        return f"{values[0]:.{digits}f}" if values else "-"
+        return format(values[0], spec) if values else "-"
     mean, std = mean_std(values)
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+    std = 0.0 if std <= 1e-9 * abs(mean) else std  # equal values' float rounding, not a spread
+    return f"{format(mean, spec)} ± {format(std, spec if digits >= 0 else '.2g')}"
 
 
 def _latency_ms(metrics: dict) -> float:
@@ -95,7 +99,7 @@ def _latency_ms(metrics: dict) -> float:
 QUANTITIES = {  # name -> (table title, value of one cell's metrics, digits, PNG file, axis label)
     "accuracy": ("Top-1 accuracy (%)", lambda m: m["accuracy"], 2, "sweep_accuracy.png", "top-1 (%)"),
     "test_time": ("Test time (CPU ms per batch)", _latency_ms, 3, "sweep_test_time.png", "CPU ms / batch"),
-    "flops": ("Effective MACs (millions, one image)", lambda m: m["effective_flops"] / 1e6, 3, "sweep_flops.png",
+    "flops": ("Effective MACs (millions, one image)", lambda m: m["effective_flops"] / 1e6, -4, "sweep_flops.png",
               "effective MACs (M)"),
 }
 
