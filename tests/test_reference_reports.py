@@ -31,7 +31,9 @@ NAMES = sorted(path.stem for path in (REPO / "configs").glob("*.toml") if (RESUL
 def _missing_checkpoints(exp: config.Experiment) -> list[Path]:
     """The checkpoints `report` reads (relative to the repository root) that are not there."""
     if exp.sweep is not None:
-        needed = [paths.pruned(cell) for _, cell, _ in all_cells(exp)] if exp.sweep.kind == "at_init" else []
+        # An at-init report reads every cell's pruned.pt; the others read the cells' logs in the run dir.
+        needed = ([paths.pruned(cell) for _, cell, _ in all_cells(exp)] if exp.sweep.kind == "at_init"
+                  else [paths.sweep_summary(exp)])
     else:  # a replicated config reads every seed's
         needed = [path for run in replicates(exp) or [exp] for path, _ in stage_inputs(run).values()]
     return [path for path in needed if not (RUNS.parent / path).is_file()]
