@@ -172,11 +172,8 @@ def test_a_full_results_disk_is_exit_2_one_line_and_resumes(tiny_config, monkeyp
     assert run("train", [str(path)]) == 0 and paths.dense(exp).is_file()
 
 
-def test_a_read_only_results_root_is_exit_2_one_line(tiny_config, monkeypatch, capsys):
-    path = tiny_config(train={"epochs": 1})
-    exp = experiment(path)
-    root = Path(exp.results_root)
-    assert run("get_dataset", [str(path)]) == 0
+def _read_only(monkeypatch, root: Path) -> None:
+    """Directories under `root` cannot be made: the file system is read-only (as root, chmod would not stop it)."""
     real = os.mkdir
 
     def mkdir(name, *args, **kwargs):
@@ -185,6 +182,14 @@ def test_a_read_only_results_root_is_exit_2_one_line(tiny_config, monkeypatch, c
         return real(name, *args, **kwargs)
 
     monkeypatch.setattr(os, "mkdir", mkdir)
+
+
+def test_a_read_only_results_root_is_exit_2_one_line(tiny_config, monkeypatch, capsys):
+    path = tiny_config(train={"epochs": 1})
+    exp = experiment(path)
+    root = Path(exp.results_root)
+    assert run("get_dataset", [str(path)]) == 0
+    _read_only(monkeypatch, root)
     capsys.readouterr()
     assert run("train", [str(path)]) == 2
     err = capsys.readouterr().err.strip()
@@ -195,15 +200,7 @@ def test_a_read_only_results_root_is_exit_2_one_line(tiny_config, monkeypatch, c
 def test_a_read_only_data_root_is_exit_2_one_line(tiny_config, monkeypatch, capsys):
     """get-dataset's own copies and directories (not atomic_path's) give the same one line."""
     path = tiny_config(train={"epochs": 1})
-    root = Path(experiment(path).data.root)
-    real = os.mkdir
-
-    def mkdir(name, *args, **kwargs):
-        if _under(root, name):
-            raise _refuse(errno.EROFS, name)
-        return real(name, *args, **kwargs)
-
-    monkeypatch.setattr(os, "mkdir", mkdir)
+    _read_only(monkeypatch, Path(experiment(path).data.root))
     assert run("get_dataset", [str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "read-only file system" in err and "data.root" in err

@@ -113,9 +113,11 @@ def run(task: str, argv: list[str] | None = None, default_config: str | None = N
     prog = f"{runner} {task.replace('_', '-')}" if runner else None
     args = parse_args(task, argv, default_config, prog)
     options, flag_words = _task_options(task, args)
-    experiment = None
-    try:
+    loaded: list[config.Experiment] = []  # the experiment, once its config loaded (for _located)
+
+    def work() -> int | None:
         experiment = config.load(args.config, args.overrides)
+        loaded.append(experiment)
         if args.threads is not None:
             experiment.threads = args.threads
         with provenance.invoked(task, args.config, args.overrides, args.threads, runner) as invocation:
@@ -126,17 +128,9 @@ def run(task: str, argv: list[str] | None = None, default_config: str | None = N
                 error_console.print(f"interrupted; artifacts written so far are complete: `{resume}` resumes",
                                     markup=False, highlight=False)
                 return 130
-    except UserError as error:
-        error_console.print(f"error: {_located(str(error), experiment)}", markup=False, highlight=False)
-        return 2
-    except DriftFound as drift:  # `check`: one line per figure that moved
-        for line in drift.lines:
-            error_console.print(f"drift: {line}", markup=False, highlight=False)
-        return 1
-    except KeyboardInterrupt:
-        error_console.print("interrupted", markup=False)
-        return 130
-    return 0
+        return None
+
+    return _status(work, lambda: loaded[0] if loaded else None)
 
 
 def main(task: str, default_config: str | None = None) -> None:
@@ -155,18 +149,27 @@ def bench(argv: list[str] | None = None, prog: str = "tasks/bench.py") -> int:
                         "earlier figures (seeds: reproduce's seeds serial vs parallel)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    output = paths.benchmarks(args.publish)
+    return _status(lambda: run_only(output, args.only) if args.only else
+                   run_benchmarks(output, with_reproduce=not args.no_reproduce))
+
+
+def _status(work: Callable[[], object], experiment: Callable[[], config.Experiment | None] = lambda: None) -> int:
+    """Run `work`; the exit status: the int it returns, else 0; bad input as one line (2), drift found by
+    `check` one line per figure (1), Ctrl-C (130). `experiment`: the one a missing input belongs to."""
     try:
-        if args.only:
-            run_only(paths.benchmarks(args.publish), args.only)
-        else:
-            run_benchmarks(paths.benchmarks(args.publish), with_reproduce=not args.no_reproduce)
+        status = work()
+        return status if isinstance(status, int) else 0
     except UserError as error:
-        error_console.print(f"error: {error}", markup=False, highlight=False)
+        error_console.print(f"error: {_located(str(error), experiment())}", markup=False, highlight=False)
         return 2
+    except DriftFound as drift:  # `check`: one line per figure that moved
+        for line in drift.lines:
+            error_console.print(f"drift: {line}", markup=False, highlight=False)
+        return 1
     except KeyboardInterrupt:
         error_console.print("interrupted", markup=False)
         return 130
-    return 0
 
 
 def bench_main() -> None:
