@@ -11,7 +11,6 @@ share of every global batch; hooks always see the model itself, never the wrappe
 from __future__ import annotations
 
 import math
-import re
 import time
 from pathlib import Path
 
@@ -121,15 +120,6 @@ def training_loss(
     return loss, logits, images
 
 
-def settings_table(description: str) -> str | None:
-    """The config table of the spine's fits, by the description they pass: [train] for training and
-    pre-training (its recipe), [prune.finetune] for a round's fine-tuning ("<unit> k/n fine-tune").
-    None for any other: its caller names its table through fit's `settings`."""
-    if description in ("train", "pre-train"):
-        return "train"
-    return "prune.finetune" if re.search(r"\d+/\d+ fine-tune$", description) else None
-
-
 def all_finite(model: nn.Module) -> torch.Tensor:
     """One on-device flag: every parameter and floating buffer (BatchNorm statistics) is finite."""
     tensors = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
@@ -179,11 +169,10 @@ def fit(
 
     Divergence guard: at the epoch's one host synchronization, a non-finite loss, penalty, parameter
     or buffer is a UserError naming `description`, the epoch and the keys of `settings` (the config
-    table of `cfg`, e.g. "prune.finetune"; default: settings_table(description)), raised before the
+    table of `cfg`, e.g. "prune.finetune"; None: the keys unprefixed), raised before the
     epoch's state is saved, so the last good epoch's state stays for a rerun. A first epoch whose loss
     is above ln(classes) gets a `warning` in its row (and on the console).
     """
-    settings = settings or settings_table(description)
     device = next(model.parameters()).device
     channels_last = accel.uses_channels_last(cfg.channels_last, model, device)
     if channels_last:

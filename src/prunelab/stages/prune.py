@@ -99,6 +99,7 @@ def prune(exp: Experiment, force: bool = False) -> None:
         finetune_log = fit(
             pruner.model, train_loader, test_loader, finetune_cfg, paths.finetune_state(exp, k), config_hash,
             description=f"{pruner.unit} {k}/{pruner.rounds} fine-tune", hooks=pruner.hooks() + distill,
+            settings="prune.finetune",
         )
         epoch_log += [{"phase": "fine-tune", "round": k, **row} for row in finetune_log]
         after = evaluate(pruner.model, test_loader)

@@ -53,7 +53,7 @@ def train(exp: Experiment, force: bool = False) -> None:
     hooks = [hook for pruning in FAMILIES.values() for hook in pruning.train_hooks(exp, model)]
     train_loader, test_loader = make_loaders(exp, load_splits(exp), device)
     log = fit(model, train_loader, test_loader, exp.train, paths.train_state(exp), config_hash, description="train",
-              hooks=hooks)
+              hooks=hooks, settings="train")
     with distributed.rank_zero_writes() as writing:
         if writing:
             write_csv(paths.train_log(exp), log)

@@ -25,7 +25,7 @@ def pretrain(ctx: PruneContext) -> list[dict]:
     pre = exp.train.model_copy(update={"epochs": exp.prune.at_init.pre_epochs})
     key = exp.model_copy(update={"train": pre}).stage_hash("train")  # a dense run of pre_epochs epochs
     rows = fit(ctx.model, ctx.train_loader, ctx.test_loader, pre, paths.pretrain_state(exp, key), key,
-               description="pre-train")
+               description="pre-train", settings="train")  # [train]'s recipe
     return [{"phase": "pre-train", "round": 0, **row} for row in rows]
 
 
