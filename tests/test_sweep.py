@@ -117,3 +117,16 @@ def test_a_sweep_records_how_it_ran_and_publishes(sweep_config, tmp_path, monkey
     assert {"report.md", "sweep.json", "sweep_accuracy.png"} <= published
     report = (tmp_path / "repo" / "results" / exp.name / "report.md").read_text()
     assert "## How this was made" in report and f"`python tasks/sweep.py {sweep_config}`" in report
+
+
+def test_a_seed_grid_starts_each_cell_from_its_own_seeds_dense_model(sweep_config):
+    """A "{seed}" in train.pretrained is the cell's seed (the grid's, or a variant's), as in `reproduce`."""
+    text = sweep_config.read_text().replace("seed = [0]\n", "seed = [0, 3]\n")
+    sweep_config.write_text(text.replace("[train]\n", '[train]\npretrained = "runs/dense/seed-{seed}/dense.pt"\n', 1))
+    exp = config.load(str(sweep_config))
+    pretrained = {cell_id: cell_experiment(exp, cell_id, overrides).train.pretrained
+                  for cell_id, overrides in cell_overrides(exp)}
+    # A variant's seed replaces the grid's (the cell id keeps the key's place), and so its model.
+    assert pretrained["seed-1__method-random__sparsity-0.5"] == "runs/dense/seed-1/dense.pt"
+    assert pretrained["seed-3__method-synflow__sparsity-0.9__shuffle-true"] == "runs/dense/seed-3/dense.pt"
+    assert pretrained["seed-0__method-synflow__sparsity-0.9__shuffle-true"] == "runs/dense/seed-0/dense.pt"

@@ -22,6 +22,7 @@ from . import paths
 from .atomic import load_json, write_json
 from .config import Experiment, derive
 from .log import console
+from .replicates import SEED_PLACEHOLDER
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,12 @@ def cell_overrides(exp: Experiment) -> list[tuple[str, dict[str, Any]]]:
 
 
 def cell_experiment(exp: Experiment, cell_id: str, overrides: dict[str, Any]) -> Experiment:
+    """One cell's experiment; a "{seed}" in train.pretrained becomes the cell's seed, so a grid over
+    seeds starts each cell from the dense model of its own seed (as `reproduce` does)."""
+    pretrained = exp.train.pretrained
+    if pretrained is not None and SEED_PLACEHOLDER in pretrained and "train.pretrained" not in overrides:
+        seed = overrides.get("seed", exp.seed)
+        overrides = {**overrides, "train.pretrained": pretrained.replace(SEED_PLACEHOLDER, str(seed))}
     return derive(exp, cell_id, str(paths.sweep_cells(exp)), overrides, f"{exp.path} (sweep cell {cell_id})",
                   drop=("sweep",))
 
