@@ -12,12 +12,14 @@ import hashlib
 import json
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import AfterValidator, Field, PrivateAttr, field_validator, model_validator
 
 from ..accel import COMPILE_MODES
 from ..errors import UserError
+from ..kernels.names import NAMES as KERNEL_NAMES
 from ..models import ArchError, check_arch, identity as model_identity
 from ..models.init import INITS
+from . import pattern as nm_pattern
 from .base import Folder, Section
 from .data import DataConfig
 
@@ -122,17 +124,28 @@ class PruneConfig(Section):
     # Fine-tune epochs after the last round (default: finetune.epochs); Han et al. retrain
     # longest once the final sparsity is reached.
     last_round_epochs: Optional[int] = Field(None, ge=0)
+    # An N:M pattern ("2:4"): of every M consecutive weights along a layer's input dimension at most N
+    # are kept, by the family's score; the target follows (rules: config/pattern.py; masks:
+    # pruning/pattern.py; docs/config.md). "none" = no pattern.
+    pattern: Annotated[Optional[str], AfterValidator(nm_pattern.parse)] = None
+    _pattern_rules = model_validator(mode="after")(nm_pattern.checked)
+
+    def nm(self) -> Optional[tuple[int, int]]:  # (N, M) of the pattern
+        return None if self.pattern is None else nm_pattern.split(self.pattern)
 
     def targets(self) -> list[str]:
-        """The target keys given: any of sparsity, density, compression, layer_sparsity."""
+        """The target keys given: any of sparsity, density, compression, layer_sparsity, pattern."""
         given = [k for k in ("sparsity", "density", "compression") if getattr(self, k) is not None]
-        return given + (["layer_sparsity"] if self.layer_sparsity else [])
+        return given + (["layer_sparsity"] if self.layer_sparsity else []) + (["pattern"] if self.pattern else [])
 
     def check_one_target(self, alternatives: tuple[str, ...] = ()) -> None:
         """Exactly one of sparsity, density, compression and the family's `alternatives` (given
-        as attribute names), or layer_sparsity alone; every layer_sparsity value in [0, 1)."""
+        as attribute names), or layer_sparsity alone; every layer_sparsity value in [0, 1). With a
+        pattern: at most one of sparsity, density, compression (equal to the pattern's) and no alternative."""
         keys = ("sparsity", "density", "compression", *alternatives)
         given = [k for k in keys if getattr(self, k) is not None]
+        if self.pattern is not None:  # the pattern is the target; a key may repeat it (config/pattern.py)
+            return nm_pattern.check_target(self.pattern, given, alternatives)
         if len(given) > 1:
             raise ValueError(f"give only one of {', '.join(keys)} (got {', '.join(given)})")
         if not given and not self.layer_sparsity:
@@ -142,14 +155,15 @@ class PruneConfig(Section):
                 raise ValueError(f"layer_sparsity.{layer} must be in [0, 1) (got {value})")
 
     def target_density(self) -> Optional[float]:
-        """The global or default per-layer final density, or None without a target."""
+        """The global or default per-layer final density, or None without a target (a pattern's N/M
+        when no key gives one)."""
         if self.sparsity is not None:
             return 1 - self.sparsity
         if self.density is not None:
             return self.density
         if self.compression is not None:
             return 1 / self.compression
-        return None
+        return None if self.pattern is None else nm_pattern.density(self.pattern)
 
 
 class TestConfig(Section):
@@ -157,6 +171,18 @@ class TestConfig(Section):
     latency_batch_sizes: list[int] = Field([1, 128], min_length=1)
     latency_repeats: int = Field(20, ge=1)  # timed batches; the median is reported
     latency_warmup: int = Field(3, ge=0)
+    # Kernels each pruned model is timed with (kernels/, docs/speed.md): dense = the masked model as stored
+    # (always measured: the baseline); csr = torch sparse CSR products (linear layers, convs as im2col + CSR;
+    # CPU and CUDA); semi_structured = 2:4 linear layers in fp16 on CUDA. A layer keeps the dense kernel
+    # where the sparse one measures slower. None (not given) = dense plus every kernel that runs on the device.
+    kernels: Optional[list[Literal[KERNEL_NAMES]]] = None  # type: ignore[valid-type]  (kernels.names.NAMES)
+
+    @field_validator("kernels")
+    @classmethod
+    def _each_kernel_once(cls, value: Optional[list[str]]) -> Optional[list[str]]:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("each kernel once")
+        return value
 
 
 class ReportConfig(Section):

@@ -2,7 +2,10 @@
 prunable parameter, shrinking every round, held at zero through fine-tuning.
 
 A family subclasses MaskPruner and writes `round_masks` (the new masks of round k);
-`after_update` may add log fields (and act on the model) once the masks are applied.
+`after_update` may add log fields (and act on the model) once the masks are applied. A family
+whose round_masks keeps prune.pattern (pattern_record.select) sets `patterns = True`; the others refuse it.
+Under a pattern the log gains `pattern` and `dense_layers`, the checkpoint a `pattern` record, and
+resuming checks the saved masks and weights against the pattern.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ import torch
 
 from ..config import Experiment
 from ..errors import UserError
-from ..family import PruneContext
+from ..family import PruneContext, select
 from ..train import KeepMasks
+from . import pattern_record
 from .masks import MaskSet, prunable_parameters
 
 
@@ -32,10 +36,14 @@ def check_layer_names(exp: Experiment, names: list[str]) -> None:
 
 class MaskPruner(abc.ABC):
     unit = "round"
+    patterns = False  # whether round_masks keeps prune.pattern (N:M groups chosen by the family's score)
 
     def __init__(self, ctx: PruneContext):
         self.ctx, self.exp, self.model = ctx, ctx.exp, ctx.model
         cfg = ctx.exp.prune
+        if cfg.pattern is not None and not self.patterns:
+            raise UserError(f"{ctx.exp.path}: prune.pattern: the {select(cfg).name} family does not prune to N:M "
+                            "patterns; leave pattern out")
         self.rounds = cfg.iterations
         self.names = prunable_parameters(self.model, cfg.prune_bias, cfg.prune_classifier)
         check_layer_names(ctx.exp, self.names)
@@ -52,16 +60,24 @@ class MaskPruner(abc.ABC):
 
     def prune_round(self, k: int) -> dict:
         self.masks.update(self.round_masks(k, self.masks.masks))
-        return self.after_update(k)
+        cfg = self.exp.prune
+        return {**(pattern_record.log_fields(cfg, self.masks.masks) if cfg.pattern else {}), **self.after_update(k)}
 
     def sizes(self) -> dict:
         density = self.masks.density()
         return {"density": density, "compression": 1 / density}
 
     def state(self) -> dict:
-        return {"masks": self.masks.state()}
+        masks = self.masks.state()
+        cfg = self.exp.prune
+        return {"masks": masks, **({"pattern": pattern_record.record(cfg, masks)} if cfg.pattern else {})}
 
     def restore(self, checkpoint: dict, path: Path) -> None:
+        if self.exp.prune.pattern is not None:
+            try:
+                pattern_record.check_checkpoint(self.exp.prune, checkpoint, str(path))
+            except ValueError as error:
+                raise UserError(f"{error}; remake it with --force") from None
         self.model.load_state_dict(checkpoint["model"])
         self.masks = MaskSet(self.model, checkpoint["masks"])
 

@@ -76,9 +76,10 @@ ITERATIVE_MAGNITUDE = (HAN_2015, NEURAL_PRUNING_SEED)
 
 
 def iterative_magnitude(prune: Optional[PruneConfig]) -> bool:
-    """Is this [prune] table Han et al.'s way of pruning (|w| of single weights of a trained model)?"""
+    """Is this [prune] table Han et al.'s way of pruning (|w| of single weights of a trained model, with no
+    N:M pattern: a patterned model is compared with its unstructured twin, not with Han's 12x)?"""
     return prune is not None and prune.method == "magnitude" and prune.start == "dense" \
-        and prune.granularity == "element"
+        and prune.granularity == "element" and prune.pattern is None
 
 
 def applicable(exp: Experiment) -> list[Reference]:

@@ -11,6 +11,7 @@ from ...config import Experiment
 from ...data.spec import spec_for
 from ...log import console
 from ...pruning.masks import MaskSet
+from ...pruning.pattern import dense_names
 from ...pruning.schedule import round_targets
 from .connectivity import Connectivity, connectivity
 
@@ -65,6 +66,8 @@ def round_checks(exp: Experiment, k: int, model: nn.Module, masks: MaskSet, cont
     cfg = exp.prune
     state = masks.state()
     density, layer_density = round_targets(cfg, k)
+    if cfg.pattern is not None:  # layers the pattern leaves dense keep everything
+        layer_density = dict.fromkeys(dense_names({n: mask.shape for n, mask in state.items()}, cfg.nm()[1]), 1.0)
     sizes = {name: mask.numel() for name, mask in state.items()}
     total = sum(sizes.values())
     target_kept = sum(layer_density.get(n, density) * size for n, size in sizes.items())

@@ -9,6 +9,7 @@ from ... import paths
 from ...config import Experiment
 from ...family import PruneContext
 from ...pruning.mask_pruner import MaskPruner
+from ...pruning.pattern_record import pattern_text
 from ...report.experiment import rounds_description, target_text
 from ...train import fit
 from .controls import apply_controls, round_checks
@@ -30,6 +31,8 @@ def pretrain(ctx: PruneContext) -> list[dict]:
 
 
 class AtInitPruner(MaskPruner):
+    patterns = True
+
     def __init__(self, ctx: PruneContext):
         epoch_log = pretrain(ctx) if ctx.exp.prune.at_init.pre_epochs > 0 else []
         super().__init__(ctx)
@@ -52,4 +55,4 @@ class AtInitPruner(MaskPruner):
 
 
 def describe(exp: Experiment) -> str:
-    return rounds_description(exp.prune, target_text(exp.prune))
+    return rounds_description(exp.prune, pattern_text(exp.prune) or target_text(exp.prune))

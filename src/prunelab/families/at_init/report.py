@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ... import family
 from ...family import ReportInputs
+from ...pruning import pattern_record
 from ...report.markdown import table
 from .controls import layer_densities
 from .sweep_collapse import connectivity_of
@@ -34,4 +35,4 @@ def sections(inputs: ReportInputs) -> list[str]:
             f"cut layers (no kept weight on an input-output path): {cut}"
             + ("" if effective in ("", None) else f"; effective density {100 * float(effective):.4f}%")
             + f"; {zero}" + (f"; controls: {last['controls']}" if last.get("controls") else "") + ".",
-            table(rows, ["weight", "size", "kept", "density (%)", ""])]
+            table(rows, ["weight", "size", "kept", "density (%)", ""])] + pattern_record.section(inputs)

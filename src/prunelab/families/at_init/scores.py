@@ -29,6 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...config import PruneConfig
+from ...pruning import pattern_record
 from ...pruning.schedule import round_targets
 from ...pruning.scores import SCORES, batchnorm_mode, eval_mode
 from ...pruning.selection import select_in_scope
@@ -107,12 +108,15 @@ def scored_masks(cfg: PruneConfig, k: int, model: nn.Module, current: dict[str, 
                  loader=None) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """(masks, scores) of round k: score (SynFlow: `synflow_rounds` rounds, see synflow.py; its scores
     are the last round's), then select exactly. With `count = "synaptic_flow"` a budget that needs
-    zero-score weights raises ties.ZeroScoreTies, as the original code stops there."""
+    zero-score weights raises ties.ZeroScoreTies, as the original code stops there. Under a pattern
+    the N highest scores of every M are kept (SynFlow scores once: synflow_rounds = 1, settings.py)."""
     density, layer_density = round_targets(cfg, k)
     if cfg.method == "synflow":
         scores, current = synflow.iterate(cfg, model, current, loader, density, layer_density)
     else:
         scores = SCORES.get(cfg.method)(model, list(current), loader=loader, cfg=cfg.at_init)
+    if cfg.pattern is not None:
+        return pattern_record.select(cfg, scores, current), scores
     # Under scope "layer" each layer is at the target on its own; the pruner refuses a floor above it.
     masks = select_in_scope(cfg.scope, scores, current, density, layer_density, cfg.at_init.min_layer_density,
                             cfg.at_init.count)

@@ -83,6 +83,25 @@ def check(prune: PruneConfig) -> None:
     if (at.shuffle or at.reinit) and prune.iterations != 1:
         control = "shuffle" if at.shuffle else "reinit"
         raise ValueError(f"at_init.{control}: the controls need prune.iterations = 1 (got {prune.iterations})")
+    if prune.pattern is not None:
+        check_pattern(prune)
+
+
+def check_pattern(prune: PruneConfig) -> None:
+    """What a pattern leaves no room for: every layer keeps N/M (no floor, no count convention, no
+    collapse for SynFlow's rounds to prevent), and a shuffled mask would break the groups."""
+    at, spec = prune.at_init, f'pattern = "{prune.pattern}"'
+    if at.shuffle:
+        raise ValueError(f"at_init.shuffle: permuting a layer's mask breaks {spec}; leave shuffle out")
+    if at.min_layer_density > 0:
+        raise ValueError(f"at_init.min_layer_density: {spec} keeps {prune.target_density():g} of every patterned "
+                         "layer; leave min_layer_density out")
+    if at.count != "nearest":
+        raise ValueError(f"at_init.count: {spec} keeps N of every M weights, whatever the count convention; "
+                         "leave count out")
+    if prune.method == "synflow" and at.synflow_rounds != 1:
+        raise ValueError(f"at_init.synflow_rounds: with {spec} no layer can collapse, so SynFlow scores once; "
+                         f"set synflow_rounds = 1 (got {at.synflow_rounds})")
 
 
 SCHEMA = FamilySchema(

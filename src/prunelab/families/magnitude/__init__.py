@@ -1,10 +1,11 @@
 """Han et al. 2015, "Learning both Weights and Connections": iterative magnitude pruning with retraining.
 
-Selected by method = "magnitude" on a trained model; keys: the [prune] targets, or `quality`.
+Selected by method = "magnitude" on a trained model; keys: the [prune] targets, or `quality`, or a
+`pattern` (N:M along the input dimension; the report's "N:M pattern" section).
 """
 
 from ...family import Family, register
-from .pruner import MagnitudePruner, describe
+from .pruner import MagnitudePruner, describe, sections
 from .settings import SCHEMA
 
 FAMILY = register(Family(
@@ -12,4 +13,5 @@ FAMILY = register(Family(
     title="Han et al. 2015: iterative magnitude pruning with retraining",
     pruner=MagnitudePruner,
     describe=describe,
+    report_sections=sections,
 ))

@@ -1,26 +1,33 @@
 """Han et al. 2015's rounds: keep the largest |w|, to a target density (per layer or global) or
-above quality x std of the layer's dense weights; retrain under the masks after each round."""
+above quality x std of the layer's dense weights, or the largest N of every M along the input
+dimension (prune.pattern); retrain under the masks after each round."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 
+from ... import family
 from ...config import Experiment, PruneConfig
-from ...family import PruneContext
+from ...family import PruneContext, ReportInputs
+from ...pruning import pattern_record
 from ...pruning.mask_pruner import MaskPruner
 from ...pruning.schedule import round_targets
 from ...pruning.scores import magnitude
 from ...pruning.selection import select_in_scope, select_masks, threshold_masks
 from ...report.experiment import rounds_description, target_text
+from .settings import SCHEMA
 
 
 def magnitude_masks(cfg: PruneConfig, k: int, model: nn.Module, current: dict[str, torch.Tensor],
                     dense_std: dict[str, float]) -> dict[str, torch.Tensor]:
     """The masks of round k of cfg.iterations: exact counts by |w| (per layer or global, layer_sparsity
-    overrides ranked alone), or Han's rule |w| > quality x k/n x the layer's dense std (`dense_std`)."""
+    overrides ranked alone), Han's rule |w| > quality x k/n x the layer's dense std (`dense_std`), or
+    the N largest |w| of every M under a pattern."""
     density, layer_density = round_targets(cfg, k)
     scores = magnitude(model, list(current))
+    if cfg.pattern is not None:
+        return pattern_record.select(cfg, scores, current)
     if cfg.quality is None:
         return select_in_scope(cfg.scope, scores, current, density, layer_density)
     # The quality rule's threshold rises linearly to quality x std over the rounds;
@@ -34,6 +41,8 @@ def magnitude_masks(cfg: PruneConfig, k: int, model: nn.Module, current: dict[st
 
 
 class MagnitudePruner(MaskPruner):
+    patterns = True
+
     def __init__(self, ctx: PruneContext):
         super().__init__(ctx)
         params = dict(self.model.named_parameters())
@@ -45,4 +54,13 @@ class MagnitudePruner(MaskPruner):
 
 def describe(exp: Experiment) -> str:
     cfg = exp.prune
-    return rounds_description(cfg, f"quality {cfg.quality}" if cfg.quality is not None else target_text(cfg))
+    return rounds_description(cfg, f"quality {cfg.quality}" if cfg.quality is not None
+                              else pattern_record.pattern_text(cfg) or target_text(cfg))
+
+
+def sections(inputs: ReportInputs) -> list[str]:
+    """The "N:M pattern" section of this family's runs with a pattern."""
+    exp = inputs.exp
+    if exp.prune is None or family.of(exp).name != SCHEMA.name:
+        return []
+    return pattern_record.section(inputs)

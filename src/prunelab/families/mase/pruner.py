@@ -15,6 +15,7 @@ from ...config import Experiment
 from ...data.loader import TensorLoader
 from ...pruning.activations import attach_input_masks, input_density, saved_input_masks
 from ...pruning.mask_pruner import MaskPruner
+from ...pruning.pattern_record import pattern_text
 from ...report.experiment import rounds_description, target_text
 from .activation_ranking import activation_masks, calibration_batches
 from .weights import weight_masks
@@ -28,6 +29,8 @@ def calibration_loader(loader: TensorLoader, seed: int) -> TensorLoader:
 
 
 class MasePruner(MaskPruner):
+    patterns = True
+
     def round_masks(self, k: int, current: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return weight_masks(self.exp.prune, k, self.model, current, self.exp.seed)
 
@@ -62,7 +65,8 @@ def rebuild(exp: Experiment, checkpoint: dict) -> Optional[nn.Module]:
 
 def describe(exp: Experiment) -> str:
     cfg = exp.prune
-    weights = f"MASE's prune pass, {cfg.granularity} granularity: {rounds_description(cfg, target_text(cfg))}"
+    target = pattern_text(cfg) or target_text(cfg)
+    weights = f"MASE's prune pass, {cfg.granularity} granularity: {rounds_description(cfg, target)}"
     if cfg.activation_sparsity == 0:
         return weights
     return (f"{weights} After the last round's weights, {100 * cfg.activation_sparsity:g}% of the input channels "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ... import family
 from ...family import ReportInputs
+from ...pruning import pattern_record
 from ...pruning.activations import input_channels, input_mask
 from ...pruning.masks import PRUNABLE_TYPES
 from ...report.markdown import percent, table
@@ -26,4 +27,5 @@ def sections(inputs: ReportInputs) -> list[str]:
     return ["## Weights and input channels kept",
             "Input channels: conv feature maps or linear neurons reaching the layer (the others are zeroed at run "
             "time; the FLOPs table counts a weight on a zeroed channel as no work).",
-            table(rows, ["layer", "type", "weights kept (%)", "input channels kept", "input channels kept (%)"])]
+            table(rows, ["layer", "type", "weights kept (%)", "input channels kept", "input channels kept (%)"]),
+            *pattern_record.section(inputs)]

@@ -16,6 +16,9 @@ Counts. layer scope: each layer keeps selection.kept_count(density, groups) grou
 is then exactly kept/groups). global scope: groups are taken in score order until the kept weights reach
 kept_count(density, all weights), so the total overshoots by less than one group (exact element-wise).
 MASE thresholds at torch.quantile instead, which keeps about, not exactly, the target.
+
+Pattern. With prune.pattern = "N:M" (element granularity only) every group of M consecutive weights
+along the input dimension keeps its N best per-weight scores (pruning/pattern.py).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import torch
 import torch.nn as nn
 
 from ...config import PruneConfig
+from ...pruning import pattern_record
 from ...pruning.schedule import round_targets
 from ...pruning.selection import alive_scores, kept_count, select_per_layer
 
@@ -84,11 +88,15 @@ def round_generator(seed: int, k: int) -> torch.Generator:
 def weight_masks(cfg: PruneConfig, k: int, model: nn.Module, current: dict[str, torch.Tensor],
                  seed: int) -> dict[str, torch.Tensor]:
     """The weight masks of round k of cfg.iterations (prune.granularity, method, scope, targets and
-    layer_sparsity overrides, which are ranked within their layer in either scope)."""
+    layer_sparsity overrides, which are ranked within their layer in either scope); element-wise under
+    a pattern, the N best-scored of every M."""
     density, layer_density = round_targets(cfg, k)
     params = dict(model.named_parameters())
     generator = round_generator(seed, k)
     granularity = cfg.granularity
+    if cfg.pattern is not None:  # granularity "element" (config/pattern.py): one score per weight
+        scores = {n: group_scores(params[n], granularity, cfg.method, generator).view(params[n].shape) for n in current}
+        return pattern_record.select(cfg, scores, current)
     scores = {name: group_scores(params[name], granularity, cfg.method, generator) for name in current}
     alive = {name: groups_of(mask, granularity).any(1) for name, mask in current.items()}
     if cfg.scope == "layer":
