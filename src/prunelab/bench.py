@@ -9,7 +9,9 @@
 3. The wall time of `reproduce` for LeNet-5 (into a temporary results root), and a shortened
    3-seed `reproduce` with its seeds one after the other and in parallel (bench_seeds.py).
 4. With CUDA: the GPU section (bench_gpu.py).
-5. Every family's own benchmark sections (family.Family.benchmark), in registration order (the
+5. Sparse kernels: pruned models with torch's CSR kernels (and 2:4 on CUDA) against dense, and exported
+   (bench_kernels.py; alone: `bench --only sparse_kernels`).
+6. Every family's own benchmark sections (family.Family.benchmark), in registration order (the
    at-init family's include sweep scaling: cells per hour at --jobs 1 and N).
 """
 
@@ -30,6 +32,7 @@ from . import config, paths
 from .provenance import cpu_name
 from .atomic import write_text
 from .bench_gpu import fit_epoch, gpu_section
+from .bench_kernels import kernels_benchmark
 from .bench_seeds import seeds_benchmark
 from .data.loader import TensorLoader, load_splits
 from .data.spec import spec_for
@@ -211,7 +214,12 @@ def _markdown(loader_rows, reproduce, family_sections: list[BenchSection]) -> st
 
 # Sections that `bench --only NAME` measures alone, each merged into the existing file in place of
 # its earlier figures (the other sections keep theirs).
-ONLY = {"seeds": lambda: seeds_benchmark(torch.get_num_threads())}
+ONLY = {"seeds": lambda: seeds_benchmark(torch.get_num_threads()), "sparse_kernels": kernels_benchmark}
+
+
+def only_sections() -> dict:
+    """What `bench --only NAME` measures: the spine's ONLY sections and each family's benchmark by its name."""
+    return {**ONLY, **{family.name: family.benchmark for family in FAMILIES.values() if family.benchmark is not None}}
 
 
 def merge_sections(text: str, sections: list[BenchSection]) -> str:
@@ -230,7 +238,7 @@ def merge_sections(text: str, sections: list[BenchSection]) -> str:
 
 def run_only(output: Path, name: str) -> str:
     """One ONLY section, merged into `output` (written fresh when there is none yet)."""
-    sections = ONLY[name]()
+    sections = only_sections()[name]()
     text = merge_sections(output.read_text() if output.is_file() else "# Benchmarks\n", sections)
     write_text(output, text)
     console.print(text)
@@ -249,6 +257,7 @@ def run_benchmarks(output: Path, config_path: str = BENCH_CONFIG, with_reproduce
         sections += seeds_benchmark(torch.get_num_threads())
     if torch.cuda.is_available():
         sections.append(gpu_section(torch.device("cuda")))
+    sections += kernels_benchmark()  # sparse kernels (bench_kernels.py)
     for family in FAMILIES.values():
         if family.benchmark is not None:
             sections += family.benchmark()

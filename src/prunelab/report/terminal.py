@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 from .baseline import Compared
+from .kernels import terminal_line
 from .experiment import ALL_WEIGHTS, rounds_counts
 from .markdown import count, plural
 from .references import dataset_label
@@ -78,6 +79,7 @@ def experiment_lines(title: str, compared: Compared, log: list[dict], threads: i
                  f"(MACs {count(macs)} -> {count(pruned['effective_flops'])})")
     if dense is not None:
         lines.append(_cpu_ratio(pruned, dense, threads))
+    lines += terminal_line(pruned, INDENT)  # with sparse kernels, when test measured them
     compressed = compared.entry("compressed")
     if compressed is not None:
         change = f" ({compared.change(compressed):+.2f} points vs dense)" if dense is not None else ""

@@ -17,6 +17,7 @@ from ..log import print_plain
 from ..metrics import layer_stats
 from ..replicates import measured as measured_seeds
 from ..report import baseline, references, terminal
+from ..report import kernels as kernel_speed
 from ..report import experiment as tables
 from ..report import replicates as over_seeds
 from ..report.made_by import made_by_section
@@ -102,6 +103,7 @@ def build(exp: Experiment) -> Built:
         " ".join(filter(None, [change_note(compared, published),
                                references.dataset_note(published, exp.data.dataset)])),
         *training_warnings(exp, loaded),
+        *kernel_speed.section(measured),  # measured speedups with sparse kernels, when test measured them
     ]
     if exp.prune is not None:
         sections += ["## Pruning rounds", family.of(exp).describe(exp), tables.rounds_table(log)]

@@ -13,7 +13,10 @@ from ..data.loader import load_splits, make_loaders
 from ..data.spec import spec_for
 from ..device import resolve, seed_everything
 from ..evaluate import evaluate, latency
+from ..kernels.catalog import DENSE, KERNELS
+from ..kernels.measure import KernelMismatch, measure
 from ..log import console
+from ..report.kernels import kernel_line
 from ..replicates import over_seeds
 from .train import load_pretrained
 
@@ -37,9 +40,14 @@ def _timing_batches(images: torch.Tensor, sizes: list[int]) -> dict[int, torch.T
     return batches
 
 
+def timing_devices() -> list[torch.device]:
+    """Where forward time is measured: the CPU, and CUDA when present."""
+    return [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+
+
 def measure_latency(model: torch.nn.Module, images: torch.Tensor, exp: Experiment) -> dict:
     """{device: {batch size: timing}} on the CPU, and on CUDA when present."""
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    devices = timing_devices()
     results = {}
     for device in devices:
         model.to(device)
@@ -51,6 +59,33 @@ def measure_latency(model: torch.nn.Module, images: torch.Tensor, exp: Experimen
     return results
 
 
+def sparse_kernels(exp: Experiment) -> list[str]:
+    """The sparse kernels each pruned model is measured with: [test] kernels but dense (always measured,
+    the baseline), or when not given every kernel that runs on a device test times on."""
+    if exp.test.kernels is not None:
+        return [name for name in exp.test.kernels if name != DENSE]
+    return [name for name, kernel in KERNELS.items()
+            if any(kernel.device_problem(device) is None for device in timing_devices())]
+
+
+def measure_kernels(exp: Experiment, key: str, model: torch.nn.Module, images: torch.Tensor, test_loader,
+                    device: torch.device) -> dict:
+    """{kernel: kernels.measure record} of one pruned model, timed on the same batches as its latency and
+    checked on the test set (on `device` first where the kernel runs there); a mismatch is a UserError."""
+    batches = _timing_batches(images, exp.test.latency_batch_sizes)
+    devices = sorted(timing_devices(), key=lambda d: d.type != device.type)
+    records = {}
+    for name in sparse_kernels(exp):
+        try:
+            records[name] = measure(model, KERNELS[name], batches, devices, test_loader, exp.test.latency_repeats,
+                                    exp.test.latency_warmup)
+        except KernelMismatch as error:
+            raise UserError(f"{exp.path}: test.kernels: the {key} model {error}; leave {name!r} out of "
+                            "test.kernels to measure without it") from None
+        console.print(kernel_line(key, name, records[name]), highlight=False)
+    return records
+
+
 def freshness(exp: Experiment, loaded: dict[str, dict], extra: dict[str, family.ExtraModel]) -> dict:
     """What metrics.json must have been made from to be current: the checkpoints' (and the families'
     extra models') config hashes and digests, and every [test] setting."""
@@ -59,7 +94,9 @@ def freshness(exp: Experiment, loaded: dict[str, dict], extra: dict[str, family.
         "config_hashes": {key: config_hash for key, (_, config_hash) in inputs.items()}
         | {key: model.artifact["config_hash"] for key, model in extra.items()},
         "inputs": {key: checkpoint["digest"] for key, checkpoint in loaded.items()},
-        "test": exp.test.model_dump(mode="json"),
+        # kernels not given: left out, like a stage hash's defaults, so that metrics.json made before the key
+        # existed stays current (`test --force` measures the kernels into it)
+        "test": exp.test.model_dump(mode="json", exclude=set() if exp.test.kernels is not None else {"kernels"}),
     }
 
 
@@ -123,6 +160,8 @@ def test(exp: Experiment, force: bool = False) -> None:
         timing = measure_latency(model, timing_images, exp)
         results[key] = {**scores, "latency": timing, **summary, **({"path": str(path)} if key == "pretrained" else {}),
                         **checkpoint.get("measured", {})}
+        if key not in ("dense", "pretrained") and sparse_kernels(exp):  # the pruned models
+            results[key]["sparse_kernels"] = measure_kernels(exp, key, model, timing_images, test_loader, device)
     for key in ("pruned", *extra):  # a pruned model may be physically smaller than the dense one
         if "dense" in results and key in results:
             results[key].update(counts.against_dense(results["dense"], results[key]))
