@@ -20,7 +20,7 @@ from .models.init import INITS
 # The task that writes each artifact, for the hint in an error about it.
 TASK_FOR_ARTIFACT = {"dense.pt": "train", "train_state.pt": "train", "pruned.pt": "prune", "metrics.json": "test",
                      "compressed.bin": "compress", "compress.json": "compress", "compress_state.pt": "compress",
-                     "sweep.json": "sweep"}
+                     "sweep.json": "sweep", "model.pt2": "export", "export.json": "export"}
 
 
 def making_task(path: Path) -> str:

@@ -95,6 +95,16 @@ def compress_state(exp: Experiment) -> Path:
     return run_dir(exp) / "compress_state.pt"
 
 
+def exported_model(exp: Experiment) -> Path:
+    """The pruned model as a torch.export program (torch.export.load(path).module() runs it without prunelab)."""
+    return run_dir(exp) / "model.pt2"
+
+
+def export_record(exp: Experiment) -> Path:
+    """What export traced, from which checkpoint, the program's check against it and its CPU latency."""
+    return run_dir(exp) / "export.json"
+
+
 def metrics(exp: Experiment) -> Path:
     return run_dir(exp) / "metrics.json"
 

@@ -2,6 +2,7 @@
 
 from .check import check
 from .compress import compress
+from .export import export
 from .get_dataset import get_dataset
 from .prune import prune
 from .publish import publish
@@ -17,6 +18,7 @@ STAGES = {
     "prune": prune,
     "compress": compress,
     "test": test,
+    "export": export,
     "report": report,
     "reproduce": reproduce,
     "sweep": sweep,
@@ -24,5 +26,5 @@ STAGES = {
     "check": check,
 }
 
-__all__ = ["STAGES", "get_dataset", "train", "prune", "compress", "test", "report", "reproduce", "sweep", "publish",
-           "check"]
+__all__ = ["STAGES", "get_dataset", "train", "prune", "compress", "test", "export", "report", "reproduce", "sweep",
+           "publish", "check"]
