@@ -15,7 +15,7 @@ from typing import Any, Callable
 import torch
 
 from . import config, paths, provenance
-from .bench import ONLY, run_benchmarks, run_only
+from .bench import only_sections, run_benchmarks, run_only
 from .errors import DriftFound, UserError
 from .log import error_console
 from .stages import STAGES
@@ -145,8 +145,8 @@ def bench(argv: list[str] | None = None, prog: str = "tasks/bench.py") -> int:
     parser.add_argument("--no-reproduce", action="store_true", help="skip the reproduce wall-time run (minutes)")
     parser.add_argument("--publish", action="store_true",
                         help="write the checked-in results/benchmarks.md instead of runs/benchmarks.md")
-    parser.add_argument("--only", choices=sorted(ONLY), help="measure this section alone and put it in place of its "
-                        "earlier figures (seeds: reproduce's seeds serial vs parallel)")
+    parser.add_argument("--only", choices=sorted(only_sections()), help="measure this section alone and put it in place of its "
+                        "earlier figures (seeds: reproduce's seeds serial vs parallel; a family's name: its sections)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     output = paths.benchmarks(args.publish)

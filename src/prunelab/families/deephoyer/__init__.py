@@ -8,6 +8,7 @@ magnitude pruning.
 """
 
 from ...family import Family, register
+from .bench import benchmark
 from .frontier import write_report
 from .penalty import train_hooks
 from .report import sections
@@ -22,4 +23,5 @@ FAMILY = register(Family(
     train_hooks=train_hooks,
     report_sections=sections,
     sweep_report=write_report,
+    benchmark=benchmark,
 ))
