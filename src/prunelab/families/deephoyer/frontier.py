@@ -249,12 +249,18 @@ def write_report(exp: Experiment, summary: dict, cells: dict) -> None:
     prune = exp.prune
     rule = (f"threshold {prune.threshold}" if prune.threshold is not None else f"std_ratio {prune.std_ratio}") \
         if prune is not None and prune.method == METHOD else "see config"
+    varied = sorted({key.split(".")[-1] for row in summary["cells"] for key in row["overrides"]
+                     if key in ("prune.threshold", "prune.std_ratio")})
+    if varied:  # the cells override the base's rule: each cell's id names its own
+        rule = f"the {' or '.join(varied)} its cell id names"
+    training = (f"each trained {plural(exp.train.epochs, 'epoch')} with its regularizer ({exp.train.optimizer}, "
+                f"lr {exp.train.lr}" + (f", from `{exp.train.pretrained}`" if exp.train.pretrained else "") + ")"
+                if exp.train.epochs else
+                f"each the regularized model `{exp.train.pretrained}` used as it is (no training epochs here)")
     sections = [
         f"# {title(exp)}",
-        f"Config `{exp.path}`: {plural(len(summary['cells']), 'cell')} (regularizer x decay), each trained "
-        f"{plural(exp.train.epochs, 'epoch')} with its regularizer ({exp.train.optimizer}, lr {exp.train.lr}"
-        + (f", from `{exp.train.pretrained}`" if exp.train.pretrained else "")
-        + f"), pruned at {rule} and fine-tuned {plural(prune.finetune.epochs if prune else 0, 'epoch')} under the "
+        f"Config `{exp.path}`: {plural(len(summary['cells']), 'cell')} (regularizer x decay), {training}"
+        + f", pruned at {rule} and fine-tuned {plural(prune.finetune.epochs if prune else 0, 'epoch')} under the "
         "masks. Nonzero weights and compression count every conv/linear weight (classifier included); top-1 is "
         "on the test set. "
         + _reference_note(exp, reference, reference_path)
