@@ -130,3 +130,20 @@ def test_a_seed_grid_starts_each_cell_from_its_own_seeds_dense_model(sweep_confi
     assert pretrained["seed-1__method-random__sparsity-0.5"] == "runs/dense/seed-1/dense.pt"
     assert pretrained["seed-3__method-synflow__sparsity-0.9__shuffle-true"] == "runs/dense/seed-3/dense.pt"
     assert pretrained["seed-0__method-synflow__sparsity-0.9__shuffle-true"] == "runs/dense/seed-0/dense.pt"
+
+
+def test_a_variant_with_another_setting_is_its_own_column_not_a_seed(sweep_config):
+    """An ablation's override (here the fine-tuning rate) is named in the method's label, so its cell
+    is not averaged with the plain cell of the same method and compression as if it were a seed."""
+    from prunelab.families.at_init.sweep_cells import load_cells
+
+    text = sweep_config.read_text()
+    assert '"prune.at_init.shuffle" = true' in text
+    sweep_config.write_text(text.replace('"prune.at_init.shuffle" = true', '"prune.finetune.lr" = 0.02'))
+    exp = config.load(str(sweep_config))
+    cells = {cell_id: cell_experiment(exp, cell_id, overrides) for cell_id, overrides in cell_overrides(exp)}
+    summary = {"cells": [{"cell": cell_id, "overrides": overrides, "metrics": None}
+                         for cell_id, overrides in cell_overrides(exp)]}
+    labels = {cell.cell_id: cell.method for cell in load_cells(exp, summary, cells)}
+    assert labels["seed-0__method-synflow__sparsity-0.9__lr-0.02"] == "synflow (lr 0.02)"
+    assert labels["seed-0__method-synflow__sparsity-0.9"] == "synflow"

@@ -36,6 +36,14 @@ class Cell:
     connectivity: dict | None = None  # sweep_collapse.connectivity_of's fields (None until pruned)
 
 
+# Override keys the tables lay out themselves (rows, columns, controls, seeds); any other key a cell
+# overrides (an ablation's learning rate, say) is named in its method label, so its cells are not
+# averaged with the plain ones as if they were seeds.
+GRID_KEYS = frozenset({"seed", "prune.method", "prune.compression", "prune.density", "prune.sparsity",
+                       "prune.at_init.shuffle", "prune.at_init.reinit", "prune.at_init.grasp_batchnorm",
+                       "prune.at_init.pre_epochs", "prune.at_init.count"})
+
+
 def _method_label(exp: Experiment) -> str:
     """The method, with what sets its cells apart from the default scoring (pre-training, BatchNorm mode)."""
     at = exp.prune.at_init
@@ -68,7 +76,9 @@ def load_cells(exp: Experiment, summary: dict, experiments: dict[str, Experiment
             raise UserError(f"{exp.path}: sweep cell {row['cell']}: prune needs compression, density or sparsity")
         # Rounded so that sparsity 0.9 (1 / 0.0999...) and compression 10 are the same row.
         compression = round(1 / cell.prune.target_density(), 6)
-        cells.append(Cell(row["cell"], cell, _method_label(cell), compression, cell.seed,
+        label = _method_label(cell) + "".join(f" ({key.rsplit('.', 1)[-1]} {value})"
+                                              for key, value in row["overrides"].items() if key not in GRID_KEYS)
+        cells.append(Cell(row["cell"], cell, label, compression, cell.seed,
                           control, measured, *_pruned_state(cell)))
     return cells
 
