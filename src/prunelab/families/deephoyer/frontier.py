@@ -133,12 +133,9 @@ def _fmt(value: float | None, spec: str = ".2f") -> str:
 
 
 def cells_table(points: list[Point], reference: Point | None) -> str:
-    rows = [[PRETTY.get(p.method, p.method), _fmt(p.decay, "g"), _fmt(p.trained_accuracy), _fmt(p.accuracy),
-             _fmt(p.nonzero, ".3f"), f"{p.compression:.1f}x", f"{p.speedup:.1f}x", f"`{p.cell}`"] for p in points]
-    if reference is not None:
-        rows.append(["Han magnitude (reference)", "-", _fmt(reference.trained_accuracy), _fmt(reference.accuracy),
-                     _fmt(reference.nonzero, ".3f"), f"{reference.compression:.1f}x", f"{reference.speedup:.1f}x",
-                     f"`{reference.cell}`"])
+    rows = [["Han magnitude (reference)" if p is reference else PRETTY.get(p.method, p.method), _fmt(p.decay, "g"),
+             _fmt(p.trained_accuracy), _fmt(p.accuracy), _fmt(p.nonzero, ".3f"), f"{p.compression:.1f}x",
+             f"{p.speedup:.1f}x", f"`{p.cell}`"] for p in [*points, *([reference] if reference else [])]]
     return table(rows, ["method", "decay", "top-1 after regularized training (%)", "top-1 pruned + fine-tuned (%)",
                         "nonzero weights (%)", "compression of all conv/linear weights", "theoretical speedup",
                         "cell"])
@@ -168,8 +165,8 @@ def verdict_line(name: str, rows: list[dict], strict: bool) -> str:
         return (f"- Hoyer-Square vs {name}: **yes**. At the accuracy of "
                 f"{'the' if len(rows) == 1 else 'each of the'} {plural(len(rows), f'{name} point')}, "
                 f"a Hoyer-Square cell is {need} it (within {ACCURACY_TOLERANCE} points of top-1).")
-    lost = [row["reference"] for row in rows if not row["wins"]]
-    where = "; ".join(f"{ref.label}: {ref.accuracy:.2f}% at {ref.nonzero:.3f}% nonzero" for ref in lost)
+    where = "; ".join(f"{ref.label}: {ref.accuracy:.2f}% at {ref.nonzero:.3f}% nonzero"
+                      for ref in (row["reference"] for row in rows if not row["wins"]))
     return (f"- Hoyer-Square vs {name}: **no**. {won} of {plural(len(rows), f'{name} point')} matched; "
             f"not at {where}.")
 
@@ -188,9 +185,8 @@ def frontier_plot(points: list[Point], reference: Point | None, dense_accuracy: 
     if dense_accuracy is not None:
         ax.axhline(dense_accuracy, color="gray", linestyle="--", linewidth=1, label="dense (the reference's)")
     ax.set_xscale("log")
-    plain = FuncFormatter(lambda value, _: f"{value:g}")  # 2, 5, 10 rather than 2x10^0
-    ax.xaxis.set_major_formatter(plain)
-    ax.xaxis.set_minor_formatter(plain)
+    for set_formatter in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
+        set_formatter(FuncFormatter(lambda value, _: f"{value:g}"))  # 2, 5, 10 rather than 2x10^0
     ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_xlabel("nonzero conv/linear weights (%, log scale)")
     ax.set_ylabel("top-1 after pruning + fine-tuning (%)")
@@ -212,8 +208,7 @@ def budget_note(exp: Experiment, reference_path: Path) -> str:
     epochs = sum(int(row["finetune_epochs"]) for row in rounds)
     shared = exp.train.pretrained is not None and Path(exp.train.pretrained).parent == reference_path.parent
     return (f"Budgets: the magnitude pipeline fine-tuned {plural(epochs, 'epoch')} over "
-            f"{plural(len(rounds), 'prune round')}; "
-            f"{cells}" + (", both from the same dense model." if shared else "."))
+            f"{plural(len(rounds), 'prune round')}; {cells}" + (", both from the same dense model." if shared else "."))
 
 
 def _reference_note(exp: Experiment, reference: Point | None, path: Path | None) -> str:
@@ -247,16 +242,15 @@ def write_report(exp: Experiment, summary: dict, cells: dict) -> None:
     hs = [p for p in points if p.method == HOYER_SQUARE]
     others = list(dict.fromkeys(p.method for p in points if p.method != HOYER_SQUARE))
     prune = exp.prune
-    rule = (f"threshold {prune.threshold}" if prune.threshold is not None else f"std_ratio {prune.std_ratio}") \
+    varied = sorted({key[6:] for row in summary["cells"] for key in row["overrides"]
+                     if key in ("prune.threshold", "prune.std_ratio")})  # then each cell id names its rule
+    rule = (f"the {' or '.join(varied)} its cell id names" if varied else f"threshold {prune.threshold}"
+            if prune.threshold is not None else f"std_ratio {prune.std_ratio}") \
         if prune is not None and prune.method == METHOD else "see config"
-    varied = sorted({key.split(".")[-1] for row in summary["cells"] for key in row["overrides"]
-                     if key in ("prune.threshold", "prune.std_ratio")})
-    if varied:  # the cells override the base's rule: each cell's id names its own
-        rule = f"the {' or '.join(varied)} its cell id names"
-    training = (f"each trained {plural(exp.train.epochs, 'epoch')} with its regularizer ({exp.train.optimizer}, "
-                f"lr {exp.train.lr}" + (f", from `{exp.train.pretrained}`" if exp.train.pretrained else "") + ")"
-                if exp.train.epochs else
-                f"each the regularized model `{exp.train.pretrained}` used as it is (no training epochs here)")
+    training = (f"each the regularized model `{exp.train.pretrained}` used as it is (no training epochs here)"
+                if not exp.train.epochs else f"each trained {plural(exp.train.epochs, 'epoch')} with its regularizer "
+                f"({exp.train.optimizer}, lr {exp.train.lr}"
+                + (f", from `{exp.train.pretrained}`" if exp.train.pretrained else "") + ")")
     sections = [
         f"# {title(exp)}",
         f"Config `{exp.path}`: {plural(len(summary['cells']), 'cell')} (regularizer x decay), {training}"
