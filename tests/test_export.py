@@ -202,3 +202,21 @@ def test_the_kernel_choice_tries_csr_and_says_why_the_weights_are_stored_dense()
     assert made.kernels == "dense" and made.module is model  # torch 2.13: no CSR matrix products in torch.export
     program = exporting.load(made.data)
     assert exporting.compare(program, model, images)["passed"]
+
+
+def test_test_times_the_exported_program_after_export_and_not_before(tmp_path, synthetic_source, capsys):
+    """`test` times model.pt2 beside the checkpoints once `export` made it from them; metrics.json made
+    before the export is stale afterwards; the report's kernel section names the program's time."""
+    path = _config(tmp_path, synthetic_source, "magnitude")
+    exp = config.load(path)
+    for task in ("get_dataset", "train", "prune", "test"):
+        assert run(task, [str(path)]) == 0, task
+    assert "exported" not in load_json(paths.metrics(exp))
+    assert run("export", [str(path)]) == 0 and run("test", [str(path)]) == 0
+    metrics = load_json(paths.metrics(exp))
+    timed = metrics["exported"]["latency"]["cpu"]
+    assert sorted(timed, key=int) == ["1", "128"] and all(t["ms_per_batch"] > 0 for t in timed.values())
+    assert metrics["exported"]["model_sha256"] == load_json(paths.export_record(exp))["model_sha256"]
+    assert "exported program (model.pt2), CPU:" in capsys.readouterr().out
+    assert run("report", [str(path)]) == 0
+    assert "The exported program (`model.pt2`, pruned model" in paths.report(exp).read_text()

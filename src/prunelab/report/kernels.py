@@ -109,7 +109,20 @@ def section(measured: dict) -> list[str]:
     headers = ["model", "kernel", "theoretical speedup",
                *[f"measured speedup, {device.upper()} batch {size}" for device, size in columns],
                "top-1 with the kernels (%)", "largest logit difference (relative to the largest logit)"]
-    return [TITLE, intro, table(rows, headers), *notes, *tables]
+    return [TITLE, intro, table(rows, headers), *notes, *exported_note(measured), *tables]
+
+
+def exported_note(measured: dict) -> list[str]:
+    """The exported program's CPU time (test times model.pt2 when `export` ran on the same checkpoints)."""
+    exported = measured.get("exported")
+    if not exported:
+        return []
+    eager = measured.get("pruned", {}).get("latency", {}).get("cpu", {})
+    times = ", ".join(f"{t['ms_per_batch']:.3f} ms at batch {size}"
+                      + (f" (the pruned model in prunelab: {eager[size]['ms_per_batch']:.3f})" if size in eager else "")
+                      for size, t in exported["latency"]["cpu"].items())
+    return [f"The exported program (`model.pt2`, {exported['model']} model, {exported['kernels']}; "
+            f"docs/export.md), CPU: {times or 'not timed (' + exported.get('why', 'static batch') + ')'}."]
 
 
 def terminal_line(entry: dict, indent: str) -> list[str]:

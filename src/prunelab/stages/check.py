@@ -59,7 +59,7 @@ IGNORED = frozenset({
     "made_by", "device", "torch_threads", "latency", "seconds",
     "digest", "inputs", "config_hashes", "config_hash", "file_sha256",
     "path", "results",
-    "sparse_kernels",  # the kernel choice and speedups follow from timings (the `test` stage checks outputs)
+    "sparse_kernels", "exported",  # kernel choices, speedups, the exported program: timings (and its identity)
     "loss", "train_loss", "test_loss",
 })
 

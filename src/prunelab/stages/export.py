@@ -72,6 +72,18 @@ def is_current(wanted: dict, record_path, program_path) -> bool:
     return same and record.get("model_sha256") == hashlib.sha256(program_path.read_bytes()).hexdigest()
 
 
+def current_program(exp: Experiment) -> tuple[dict, nn.Module] | None:
+    """(export.json, model.pt2's program) when `export` has run on the current inputs, for `test` to time
+    beside the checkpoints; None when there is no export or it is stale (test does not export)."""
+    out, record_path = paths.exported_model(exp), paths.export_record(exp)
+    if not record_path.is_file():
+        return None
+    _, loaded = _sources(exp)
+    if not is_current(freshness(exp, loaded), record_path, out):
+        return None
+    return load_json(record_path), exporting.Program(exporting.load(out.read_bytes()))
+
+
 def _parameters(model: nn.Module) -> int:
     return sum(parameter.numel() for parameter in model.parameters())
 

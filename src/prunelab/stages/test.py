@@ -18,6 +18,7 @@ from ..kernels.measure import KernelMismatch, measure
 from ..log import console
 from ..report.kernels import kernel_line
 from ..replicates import over_seeds
+from .export import current_program
 from .train import load_pretrained
 
 
@@ -86,6 +87,18 @@ def measure_kernels(exp: Experiment, key: str, model: torch.nn.Module, images: t
     return records
 
 
+def time_exported(exp: Experiment, record: dict, program: torch.nn.Module, images: torch.Tensor) -> dict:
+    """model.pt2's CPU time at the latency batch sizes (a static program at its own size only), as
+    metrics.json's "exported" entry; the program's check against the checkpoint is export.json's."""
+    batches = _timing_batches(images, exp.test.latency_batch_sizes) if record["batch"]["dimension"] == "dynamic" else {}
+    timing = {str(size): latency(program, batch, exp.test.latency_repeats, exp.test.latency_warmup)
+              for size, batch in batches.items()}
+    console.print("exported program (model.pt2), CPU: " + (", ".join(
+        f"{t['ms_per_batch']:.2f} ms at batch {size}" for size, t in timing.items()) or "static batch, not timed"))
+    return {"model": record["exported"]["model"], "kernels": record["kernels"]["used"], "latency": {"cpu": timing},
+            "model_sha256": record["model_sha256"], **({} if batches else {"why": record["batch"]["why"]})}
+
+
 def freshness(exp: Experiment, loaded: dict[str, dict], extra: dict[str, family.ExtraModel]) -> dict:
     """What metrics.json must have been made from to be current: the checkpoints' (and the families'
     extra models') config hashes and digests, and every [test] setting."""
@@ -133,6 +146,9 @@ def test(exp: Experiment, force: bool = False) -> None:
     extra = family.extra_models(exp)  # e.g. the model decoded from compressed.bin
     loaded.update({key: model.artifact for key, model in extra.items()})
     wanted = freshness(exp, loaded, extra)
+    program = current_program(exp) if exp.prune is not None else None  # model.pt2, when export made it
+    if program is not None:
+        wanted["exported_from"] = program[0]["digest"]  # a newer export makes metrics.json stale
     out = paths.metrics(exp)
     if not force and out.is_file() and is_current(exp, out, wanted):
         console.print(f"[green]{out}[/] is up to date; skipping test (--force to redo)")
@@ -162,6 +178,8 @@ def test(exp: Experiment, force: bool = False) -> None:
                         **checkpoint.get("measured", {})}
         if key not in ("dense", "pretrained") and sparse_kernels(exp):  # the pruned models
             results[key]["sparse_kernels"] = measure_kernels(exp, key, model, timing_images, test_loader, device)
+    if program is not None:
+        results["exported"] = time_exported(exp, *program, timing_images)
     for key in ("pruned", *extra):  # a pruned model may be physically smaller than the dense one
         if "dense" in results and key in results:
             results[key].update(counts.against_dense(results["dense"], results[key]))
