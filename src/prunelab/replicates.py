@@ -19,12 +19,18 @@ from .log import console
 SEED_PLACEHOLDER = "{seed}"
 
 
+def seeded_pretrained(exp: Experiment, seed: int) -> dict[str, str]:
+    """{"train.pretrained": the path with "{seed}" filled in}, or {} when it has none: a replicate's or a
+    sweep cell's dense model of its own seed."""
+    pretrained = exp.train.pretrained
+    if pretrained is None or SEED_PLACEHOLDER not in pretrained:
+        return {}
+    return {"train.pretrained": pretrained.replace(SEED_PLACEHOLDER, str(seed))}
+
+
 def replicate(exp: Experiment, seed: int) -> Experiment:
     """The experiment of one seed of a replicated config."""
-    overrides: dict[str, object] = {"seed": seed}
-    pretrained = exp.train.pretrained
-    if pretrained is not None and SEED_PLACEHOLDER in pretrained:
-        overrides["train.pretrained"] = pretrained.replace(SEED_PLACEHOLDER, str(seed))
+    overrides: dict[str, object] = {"seed": seed, **seeded_pretrained(exp, seed)}
     return derive(exp, f"seed-{seed}", str(paths.replicates_dir(exp)), overrides, f"{exp.path} (seed {seed})",
                   drop=("seeds",))
 

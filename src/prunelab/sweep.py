@@ -22,7 +22,7 @@ from . import paths
 from .atomic import load_json, write_json
 from .config import Experiment, derive
 from .log import console
-from .replicates import SEED_PLACEHOLDER
+from .replicates import seeded_pretrained
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,7 @@ def cell_overrides(exp: Experiment) -> list[tuple[str, dict[str, Any]]]:
 def cell_experiment(exp: Experiment, cell_id: str, overrides: dict[str, Any]) -> Experiment:
     """One cell's experiment; a "{seed}" in train.pretrained becomes the cell's seed, so a grid over
     seeds starts each cell from the dense model of its own seed (as `reproduce` does)."""
-    pretrained = exp.train.pretrained
-    if pretrained is not None and SEED_PLACEHOLDER in pretrained and "train.pretrained" not in overrides:
-        seed = overrides.get("seed", exp.seed)
-        overrides = {**overrides, "train.pretrained": pretrained.replace(SEED_PLACEHOLDER, str(seed))}
+    overrides = {**seeded_pretrained(exp, overrides.get("seed", exp.seed)), **overrides}
     return derive(exp, cell_id, str(paths.sweep_cells(exp)), overrides, f"{exp.path} (sweep cell {cell_id})",
                   drop=("sweep",))
 

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ... import config
+from ...accel import flushed_denormals
 from ...data.loader import load_splits, make_loaders
 from ...device import seed_everything
 from ...evaluate import evaluate
@@ -41,10 +42,7 @@ SUBNORMAL, NORMAL = 1e-39, 1e-3  # float32's smallest normal value is 1.18e-38
 ELEMENTS = 2 ** 20
 REPEATS = 20
 TRIALS = 5
-
-
-def _flushing(on: bool):
-    torch.set_flush_denormal(on)
+CPU = torch.device("cpu")
 
 
 def _subnormals(tensors) -> int:
@@ -53,8 +51,7 @@ def _subnormals(tensors) -> int:
 
 
 def _multiply_add_ms(value: float, flush: bool, elements: int, repeats: int) -> float:
-    _flushing(flush)
-    try:
+    with flushed_denormals(flush, CPU):
         x = torch.full((elements,), value)
         y = torch.full((elements,), 0.5)
         torch.addcmul(x, x, y)  # warm-up
@@ -62,8 +59,6 @@ def _multiply_add_ms(value: float, flush: bool, elements: int, repeats: int) -> 
         for _ in range(repeats):
             torch.addcmul(x, x, y)
         return (time.perf_counter() - start) / repeats * 1e3
-    finally:
-        _flushing(False)
 
 
 def arithmetic_rows(elements: int = ELEMENTS, repeats: int = REPEATS, trials: int = TRIALS) -> list[dict]:
@@ -88,8 +83,7 @@ def _regularized_epochs(kind: str, decay: float, flush: bool, train_loader, prog
     names = [name for name, _ in model.named_parameters()]  # coverage "all_parameters", as element.py
     penalty = build_regularizer(RegularizerConfig(kind=kind, decay=decay), model, names)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    _flushing(flush)
-    try:
+    with flushed_denormals(flush, CPU):  # the switch `[train] flush_denormal` flips in fit
         start = time.perf_counter()
         for _ in range(EPOCHS):
             model.train()
@@ -100,8 +94,6 @@ def _regularized_epochs(kind: str, decay: float, flush: bool, train_loader, prog
                 optimizer.step()
                 progress.advance(task)
         seconds = (time.perf_counter() - start) / EPOCHS
-    finally:
-        _flushing(False)
     return seconds, model, optimizer
 
 
@@ -109,16 +101,15 @@ def pipeline_rows() -> list[dict]:
     exp = config.load(PIPELINE_CONFIG)
     get_dataset(exp)
     splits = load_splits(exp)
-    cpu = torch.device("cpu")
     rows = []
     with progress_bar() as progress:
-        train_loader, test_loader = make_loaders(exp, splits, cpu)
+        train_loader, test_loader = make_loaders(exp, splits, CPU)
         task = progress.add_task("regularized epochs", total=len(PENALTIES) * 2 * EPOCHS * len(train_loader),
                                  status="")
         for kind, decay in PENALTIES:
             runs = {}
             for flush in (False, True):
-                train_loader, test_loader = make_loaders(exp, splits, cpu)  # the same batches both ways
+                train_loader, test_loader = make_loaders(exp, splits, CPU)  # the same batches both ways
                 runs[flush] = _regularized_epochs(kind, decay, flush, train_loader, progress, task)
             (off_s, off_model, off_opt), (on_s, on_model, _) = runs[False], runs[True]
             state = [t for s in off_opt.state.values() for t in s.values() if torch.is_tensor(t) and t.numel() > 1]
