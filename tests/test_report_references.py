@@ -6,14 +6,16 @@ from __future__ import annotations
 import pytest
 
 from prunelab import config, paths
+from prunelab.errors import UserError
 from prunelab.families.at_init.sweep_cells import Cell
 from prunelab.families.at_init.sweep_report import published_section, terminal_lines
 from prunelab.families.deephoyer import frontier
 from prunelab.families.deephoyer.frontier import DECAY_KEY, KIND_KEY
 from prunelab.families.filters.report import counts_table
-from prunelab.report import references
+from prunelab.report import records, references
 from prunelab.report.baseline import compare
 from prunelab.report.experiment import density_figure, flops_table, parameters_table, size_table
+from prunelab.report.replicates import summary_table as over_seeds_table
 from prunelab.report.summary import summary_table
 
 from test_report_summary import entry
@@ -40,6 +42,42 @@ def experiment(arch: str, prune: dict, dataset: str = "fashion-mnist") -> config
 ])
 def test_references_apply_only_to_their_architecture_and_method(arch, prune, works):
     assert [ref.work for ref in references.applicable(experiment(arch, prune))] == works
+
+
+def test_named_records_stand_beside_any_way_of_pruning_of_their_architecture():
+    def with_records(arch: str, prune: dict, names: list[str]) -> config.Experiment:
+        return config.parse({"name": "x", "data": {"dataset": "mnist"}, "model": {"arch": arch}, "prune": prune,
+                             "report": {"references": names}}, "x.toml")
+
+    threshold = with_records("lenet300_100", {"method": "threshold", "threshold": 0.03}, ["sparse_vd"])
+    assert [ref.label for ref in references.applicable(threshold)] == ["Sparse VD (Molchanov et al. 2017), MNIST"]
+    magnitude = with_records("lenet5_caffe", MAGNITUDE, ["sparse_vd", "bayesian_compression"])
+    assert [ref.work for ref in references.applicable(magnitude)] == [
+        references.HAN, references.SPARSE_VD, references.BAYESIAN_COMPRESSION]
+    assert set(references.RECORDS) == set(records.NAMES)
+    for name, archs in records.ARCHS.items():
+        assert set(references.RECORDS[name]) == set(archs)
+    with pytest.raises(UserError, match="x.toml.*report.references.*'bayesian_compression' has no published result "
+                                        "for arch 'lenet300_100' \\(it has: lenet5_caffe\\)"):
+        with_records("lenet300_100", MAGNITUDE, ["bayesian_compression"])
+    with pytest.raises(UserError, match="report.references"):
+        with_records("lenet5_caffe", MAGNITUDE, ["deep_vd"])
+    with pytest.raises(UserError, match="report.references: a \\[sweep\\] report does not show them"):
+        config.parse({"name": "x", "model": {"arch": "lenet5_caffe"}, "report": {"references": ["sparse_vd"]},
+                      "sweep": {"kind": "regularizer", "grid": {"seed": [0]}}}, "x.toml")
+
+
+def test_a_record_without_a_dense_accuracy_has_one_row_and_its_storage():
+    exp = experiment("lenet5_caffe", MAGNITUDE, dataset="mnist")
+    bayesian = references.RECORDS[records.BAYESIAN_COMPRESSION]["lenet5_caffe"]
+    compared = compare(exp, {"dense": entry(99.6), "pruned": entry(99.3, nonzero=1_437)})
+    rows = [line for line in summary_table(compared, [bayesian]).splitlines() if "Bayesian" in line]
+    assert len(rows) == 1 and "BC-GHS), MNIST: pruned" in rows[0] and "| 156x " in rows[0]
+    found = {"pruned_top1": {"label": "pruned", "values": {"0": 99.3}, "mean": 99.3, "std": None},
+             "change": {"label": "", "values": {"0": -0.3}, "mean": -0.3, "std": None},
+             "storage": {"label": "", "values": {"0": 500.0}, "mean": 500.0, "std": None}}
+    row = [line for line in over_seeds_table(found, [bayesian]).splitlines() if "Bayesian" in line][0]
+    assert [cell.strip() for cell in row.strip("|").split("|")][1:] == ["99.00", "-", "419.0x"]
 
 
 def _layers(names: list[str]) -> tuple[list[dict], list[dict]]:

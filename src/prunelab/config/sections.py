@@ -17,6 +17,7 @@ from pydantic import AfterValidator, Field, PrivateAttr, field_validator, model_
 from ..accel import COMPILE_MODES
 from ..errors import UserError
 from ..kernels.names import NAMES as KERNEL_NAMES
+from ..report import records
 from ..models import ArchError, check_arch, identity as model_identity
 from ..models.init import INITS
 from . import pattern as nm_pattern
@@ -187,6 +188,8 @@ class TestConfig(Section):
 
 class ReportConfig(Section):
     plots: bool = True
+    # Published records beside this run's rows, whatever its way of pruning (report/records.py, docs/config.md).
+    references: list[Literal[records.NAMES]] = []  # type: ignore[valid-type]  (report.records.NAMES)
 
 
 class SweepConfig(Section):
@@ -253,6 +256,11 @@ class Experiment(Section):
                 raise ValueError(f"seeds: each seed once (got {self.seeds})")
             if self.sweep is not None:
                 raise ValueError("seeds: a [sweep] varies the seed through its grid (grid = { seed = [...] })")
+        return self
+
+    @model_validator(mode="after")
+    def _records_for_this_arch(self) -> "Experiment":
+        records.check(self.report.references, self.model.arch, sweep=self.sweep is not None)
         return self
 
     def stage_hash(self, stage: str) -> str:

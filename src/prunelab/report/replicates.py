@@ -109,8 +109,9 @@ def mean_std(key: str, figure: dict) -> str:
 def _reference_cells(key: str, ref: Reference) -> str:
     value = {
         "dense_top1": ref.accuracy_dense, "pruned_top1": ref.accuracy_pruned,
-        "change": ref.accuracy_pruned - ref.accuracy_dense, "compression_all": ref.compression,
-        "speedup": 100 / ref.flops_kept if ref.flops_kept else None,
+        "change": None if ref.accuracy_dense is None else ref.accuracy_pruned - ref.accuracy_dense,
+        "compression_all": ref.compression, "speedup": 100 / ref.flops_kept if ref.flops_kept else None,
+        "storage": ref.storage,
     }.get(key)
     return _value(key, value)
 

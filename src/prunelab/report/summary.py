@@ -12,10 +12,14 @@ from .references import Reference
 
 def _reference_rows(ref: Reference, blanks: list[str]) -> list[list[str]]:
     speedup = f"{100 / ref.flops_kept:.1f}x" if ref.flops_kept else "-"
-    return [
-        [f"{ref.label}: dense", f"{ref.accuracy_dense:.2f}", "-", "-", ref.params_dense or "-", ref.params_dense or "-",
-         "1x", "-", "-", "-", *blanks],
-        [f"{ref.label}: pruned", f"{ref.accuracy_pruned:.2f}", points(ref.accuracy_pruned - ref.accuracy_dense), "-",
+    if ref.accuracy_dense is None:  # a work that gives no dense accuracy: its pruned row alone
+        dense, change = [], "-"
+    else:
+        dense = [[f"{ref.label}: dense", f"{ref.accuracy_dense:.2f}", "-", "-", ref.params_dense or "-",
+                  ref.params_dense or "-", "1x", "-", "-", "-", *blanks]]
+        change = points(ref.accuracy_pruned - ref.accuracy_dense)
+    return dense + [
+        [f"{ref.label}: pruned", f"{ref.accuracy_pruned:.2f}", change, "-",
          ref.params_dense or "-", ref.params_pruned or "-", f"{ref.compression:g}x", "-", "-", speedup, *blanks],
     ]
 
