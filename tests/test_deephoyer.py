@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import json
 import math
 
 import pytest
@@ -15,7 +14,7 @@ import torch.nn.functional as F
 from prunelab import checkpoints, config, paths
 from prunelab.atomic import save_torch, write_json
 from prunelab.cli import run
-from prunelab.families.deephoyer import frontier
+from prunelab.families.deephoyer import frontier_report
 from prunelab.families.deephoyer.frontier import DECAY_KEY, KIND_KEY, Point, compare, sparsest_at, verdict
 from prunelab.families.deephoyer.report import sections
 from prunelab.families.deephoyer.structure import sequential_links, structure_stats
@@ -244,22 +243,22 @@ def test_frontier_report_says_yes_when_hoyer_square_dominates(tmp_path):
     _write_han(tmp_path, 88.9, 150)
     summary = _summary([("l1", 1e-5, 89.0, 200), ("l1", 1e-4, 88.0, 100), ("hoyer_square", 1e-5, 89.1, 100),
                         ("hoyer_square", 1e-4, 88.0, 40), ("hoyer", 1e-3, None, None)])
-    frontier.write_report(exp, summary, {})
+    frontier_report.write_report(exp, summary, {})
     report = paths.report(exp).read_text()
     assert "Hoyer-Square vs L1: **yes**" in report
     assert "Hoyer-Square vs Han magnitude pruning: **yes**" in report
     assert "the magnitude pipeline fine-tuned 7 epochs over 2 prune rounds" in report
     assert "Not measured yet (1): `hoyer-0.001`" in report
     assert "| L1 " in report and "| Han magnitude (reference)" in report
-    png = paths.run_dir(exp) / frontier.FRONTIER_PNG
+    png = paths.run_dir(exp) / frontier_report.FRONTIER_PNG
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert f"]({frontier.FRONTIER_PNG})" in report
+    assert f"]({frontier_report.FRONTIER_PNG})" in report
 
 
 def test_frontier_report_says_no_and_names_a_missing_reference(tmp_path):
     exp = _sweep_exp(tmp_path)
     summary = _summary([("l1", 1e-4, 89.0, 50), ("hoyer_square", 1e-4, 89.0, 100)])
-    frontier.write_report(exp, summary, {})
+    frontier_report.write_report(exp, summary, {})
     report = paths.report(exp).read_text()
     assert "Hoyer-Square vs L1: **no**" in report and "L1 (decay 0.0001): 89.00% at 5.000% nonzero" in report
     assert "lenet300_100_fashion/metrics.json` is missing" in report
@@ -270,7 +269,7 @@ def test_frontier_report_says_no_and_names_a_missing_reference(tmp_path):
 def test_frontier_report_ends_with_the_configs_discussion(tmp_path):
     exp = _sweep_exp(tmp_path)
     exp.sweep.discussion = "\nThe scale-invariant cells collapsed.\n"
-    frontier.write_report(exp, _summary([("l1", 1e-4, 89.0, 50)]), {})
+    frontier_report.write_report(exp, _summary([("l1", 1e-4, 89.0, 50)]), {})
     report = paths.report(exp).read_text()
     assert "## Discussion\n\nThe scale-invariant cells collapsed.\n\n## How this was made" in report
 

@@ -9,7 +9,7 @@ magnitude pruning.
 
 from ...family import Family, register
 from .bench import benchmark
-from .frontier import write_report
+from .frontier_report import write_report
 from .penalty import train_hooks
 from .report import sections
 from .settings import SCHEMA
