@@ -59,3 +59,18 @@ def test_pretrained_baseline_and_terminal_summary_end_to_end(tmp_path, synthetic
     out = capsys.readouterr().out.splitlines()
     assert all(len(line) <= 80 for line in out), out
     assert f"({change:+.2f} points vs dense)" in out[1] and out[-1].endswith("results/tiny_hs/report.md")
+
+
+def test_a_pretrained_model_used_as_it_is_says_so_rather_than_nan(tmp_path, synthetic_source, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    first = tmp_path / "tiny.toml"
+    first.write_text(to_toml(tiny_raw(tmp_path, synthetic_source, prune={"iterations": 1})))
+    assert run("get_dataset", [str(first)]) == 0 and run("train", [str(first)]) == 0
+    raw = tiny_raw(tmp_path, synthetic_source, name="tiny_as_is")
+    raw["train"] = {"epochs": 0, "pretrained": str(paths.dense(config.load(first)))}
+    second = tmp_path / "tiny_as_is.toml"
+    second.write_text(to_toml(raw))
+    capsys.readouterr()
+    assert run("train", [str(second)]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    assert "train.pretrained as it is (0 epochs; `test` measures it)" in out and "nan" not in out
