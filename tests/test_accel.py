@@ -102,4 +102,8 @@ def test_the_gpu_benchmark_rows_run_on_any_device_at_toy_sizes():
     for row in rows:
         ours, plain = float(row["ours s"]), float(row["plain loop s"])
         assert ours > 0 and plain > 0
-        assert float(row["plain / ours time"].rstrip("x")) == pytest.approx(plain / ours, rel=0.05, abs=0.01)
+        # the ratio against the images/s columns: at toy sizes a time is ~0.02 s, so its 3 decimals alone
+        # cannot pin a 2-decimal ratio (0.017 / 0.016 s read as 0.94 for a measured 0.89)
+        per_second = {key: float(row[f"{key} images/s"].replace(",", "")) for key in ("ours", "plain")}
+        ratio = per_second["ours"] / per_second["plain"]  # = plain time / our time
+        assert float(row["plain / ours time"].rstrip("x")) == pytest.approx(ratio, rel=0.01, abs=0.006)
