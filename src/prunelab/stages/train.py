@@ -60,7 +60,7 @@ def train(exp: Experiment, force: bool = False) -> None:
             checkpoints.save(out, model, config_hash, inputs=made_from, arch=exp.model.arch, log=log,
                              made_by=provenance.made_by(exp, device))
             paths.train_state(exp).unlink(missing_ok=True)  # dense.pt holds everything a later stage needs
-    if log:
-        console.print(f"[green]{out}[/]: dense {exp.model.arch}, test accuracy {log[-1]['test_accuracy']:.2f}%")
-    else:  # train.epochs = 0: the pretrained weights as they are, nothing was evaluated here
-        console.print(f"[green]{out}[/]: dense {exp.model.arch}, train.pretrained as it is (0 epochs; `test` measures it)")
+    # train.epochs = 0 keeps the pretrained weights as they are: nothing was evaluated here
+    state = (f"test accuracy {log[-1]['test_accuracy']:.2f}%" if log
+             else "train.pretrained as it is (0 epochs; `test` measures it)")
+    console.print(f"[green]{out}[/]: dense {exp.model.arch}, {state}")
